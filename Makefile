@@ -1,0 +1,41 @@
+# The two set-up commands of the README: `make book` and `make test`. Each creates .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch==2.13.0 is the CPU build on our CI machines; override e.g. TORCH="torch==2.11.0" for another build.
+TORCH ?= torch==2.13.0
+# OpenAI's reference code for the equivalence tests; installed without its dependencies (torchvision).
+OPENAI_CLIP ?= openai-clip==1.0.1
+JB_FLAGS ?= -W -n --keep-going
+
+.PHONY: book test lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.book-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install "$(TORCH)"
+	$(BIN)/python -m pip install -e ".[book]"
+	touch $@
+
+$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install "$(TORCH)"
+	$(BIN)/python -m pip install -e ".[test]"
+	$(BIN)/python -m pip install --no-deps "$(OPENAI_CLIP)"
+	touch $@
+
+## book: install the package and the book's tools, execute every chapter, build the HTML into _build/html
+book: $(VENV)/.book-installed
+	$(BIN)/jupyter-book build . $(JB_FLAGS)
+	@echo "The book is at _build/html/index.html"
+
+## test: install the package and the test tools, run the test suite and the linter
+test: $(VENV)/.test-installed
+	$(BIN)/python -m pytest
+	$(BIN)/ruff check src tests
+
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check src tests
+
+clean:
+	rm -rf _build

@@ -1,0 +1,62 @@
+"""The seeds' API: `model, preprocess = repro.load(name_or_path)` and `repro.tokenize(texts)`, as `clip.load`
+and `clip.tokenize` are used, with checkpoints that are safetensors files (never pickles)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from .checkpoint import CONFIG_KEY, load_state, save_state
+from .models import CLIP, PRESETS, CLIPConfig, build_model
+from .preprocess import Preprocess
+from .tokenizer import Tokenizer
+
+TOKENIZER_KEY = "repro.tokenizer"
+
+
+def available_models() -> list[str]:
+    """Names accepted by `load` besides file paths (architectures; weights are random unless a path is given)."""
+    return list(PRESETS)
+
+
+def save(path: str | os.PathLike, model: CLIP, tokenizer: Tokenizer | None = None, **metadata) -> None:
+    """Save a CLIP as one safetensors file: weights + its CLIPConfig (+ the tokenizer's merges) as JSON."""
+    meta = {CONFIG_KEY: model.config.to_dict(), **metadata}
+    if tokenizer is not None:
+        meta[TOKENIZER_KEY] = tokenizer.to_dict()
+    save_state(path, model.state_dict(), meta)
+
+
+def load(
+    name_or_path: str | os.PathLike, device: str | torch.device = "cpu", seed: int | None = None
+) -> tuple[CLIP, Preprocess]:
+    """Return (model in eval mode, its preprocess).
+
+    - a preset name (`available_models()`): that architecture, randomly initialised (seeded by `seed`);
+    - a `.safetensors` file: a checkpoint saved by `repro.save`, or any state dict in OpenAI's layout (for
+      example OpenAI's weights converted to safetensors) whose configuration is inferred from tensor shapes.
+      A tokenizer saved with the checkpoint is attached as `model.tokenizer` (else None: use `repro.tokenize`).
+    """
+    tokenizer = None
+    if str(name_or_path) in PRESETS:
+        if seed is not None:
+            torch.manual_seed(seed)
+        model = CLIP(PRESETS[str(name_or_path)]).eval()
+    else:
+        path = Path(name_or_path)
+        if not path.exists():
+            raise ValueError(
+                f"{str(name_or_path)!r} is neither a model name ({', '.join(available_models())}) nor an existing file"
+            )
+        if path.suffix != ".safetensors":
+            raise ValueError(f"{path}: only .safetensors checkpoints are loaded (pickled .pt files are never opened)")
+        tensors, metadata = load_state(path)
+        config = CLIPConfig.from_dict(metadata[CONFIG_KEY]) if CONFIG_KEY in metadata else None
+        model = build_model(tensors, config)
+        if TOKENIZER_KEY in metadata:
+            tokenizer = Tokenizer.from_dict(metadata[TOKENIZER_KEY])
+    model = model.to(device)
+    model.tokenizer = tokenizer
+    return model, Preprocess(model.config.image_resolution)

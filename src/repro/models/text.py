@@ -1,0 +1,82 @@
+"""CLIP's text encoder (paper §2.4): a 12-layer, 512-wide causal Transformer over byte-pair tokens whose
+feature is the final-layer activation at the end-of-text token, layer-normalised and linearly projected."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .layers import LayerNorm, Transformer
+
+
+class TextTransformer(nn.Module):
+    """The text tower, with OpenAI's top-level parameter names (`token_embedding`, `positional_embedding`,
+    `transformer`, `ln_final`, `text_projection`).
+
+    Ids are expected as CLIP's tokenizer makes them: the end-of-text token has the largest id in the vocabulary,
+    so its position is `text.argmax(-1)`; everything after it (padding) cannot influence the feature because the
+    attention is causal.
+    """
+
+    def __init__(self, context_length: int, vocab_size: int, width: int, layers: int, embed_dim: int) -> None:
+        super().__init__()
+        if width % 64:
+            raise ValueError(f"text width must be a multiple of 64 (heads = width // 64), got {width}")
+        self.context_length = context_length
+        self.vocab_size = vocab_size
+        self.token_embedding = nn.Embedding(vocab_size, width)
+        self.positional_embedding = nn.Parameter(torch.empty(context_length, width))
+        self.transformer = Transformer(width, layers, heads=width // 64, causal=True)
+        self.ln_final = LayerNorm(width)
+        self.text_projection = nn.Parameter(torch.empty(width, embed_dim))
+        self.initialize_text_parameters()
+
+    def initialize_text_parameters(self) -> None:
+        """OpenAI's initialisation of the text tower (GPT-2 style: residual projections scaled by (2L)^-1/2)."""
+        width, layers = self.transformer.width, self.transformer.layers
+        nn.init.normal_(self.token_embedding.weight, std=0.02)
+        nn.init.normal_(self.positional_embedding, std=0.01)
+        proj_std = width**-0.5 * (2 * layers) ** -0.5
+        for block in self.transformer.resblocks:
+            nn.init.normal_(block.attn.in_proj_weight, std=width**-0.5)
+            nn.init.normal_(block.attn.out_proj.weight, std=proj_std)
+            nn.init.normal_(block.mlp.c_fc.weight, std=(2 * width) ** -0.5)
+            nn.init.normal_(block.mlp.c_proj.weight, std=proj_std)
+        nn.init.normal_(self.text_projection, std=width**-0.5)
+
+    @property
+    def text_dtype(self) -> torch.dtype:
+        return self.token_embedding.weight.dtype
+
+    def check_text(self, text: torch.Tensor) -> None:
+        """Raise a clear error for ids that are not a [batch, length ≤ context_length] integer tensor."""
+        if not isinstance(text, torch.Tensor):
+            raise TypeError(f"text must be a LongTensor of token ids [batch, length], got {type(text).__name__}")
+        if text.dtype not in (torch.int64, torch.int32):
+            raise TypeError(f"text must hold integer token ids, got dtype {text.dtype}")
+        if text.ndim != 2 or not 0 < text.shape[1] <= self.context_length:
+            raise ValueError(
+                f"text must have shape [batch, length] with length <= context_length {self.context_length}, "
+                f"got {tuple(text.shape)}"
+            )
+
+    def encode_tokens(self, text: torch.Tensor) -> torch.Tensor:
+        """Per-position final-layer activations after `ln_final`: [batch, length, width] (no projection)."""
+        self.check_text(text)
+        length = text.shape[1]
+        dtype = self.transformer.resblocks[0].attn.in_proj_weight.dtype if self.transformer.layers else None
+        x = self.token_embedding(text)
+        x = x + self.positional_embedding[:length].to(x.dtype)
+        if dtype is not None:
+            x = x.to(dtype)
+        x = self.transformer(x)
+        return self.ln_final(x)
+
+    def encode_text(self, text: torch.Tensor) -> torch.Tensor:
+        """Text features [batch, embed_dim]: activation at the end token (argmax of ids) @ text_projection."""
+        x = self.encode_tokens(text)
+        x = x[torch.arange(x.shape[0], device=x.device), text.argmax(dim=-1)]
+        return x.to(self.text_projection.dtype) @ self.text_projection
+
+    def forward(self, text: torch.Tensor) -> torch.Tensor:
+        return self.encode_text(text)
