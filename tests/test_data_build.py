@@ -133,6 +133,9 @@ def test_captions() -> None:
     held_out = make_captions(RawItem("emoji:1f989", "owl", "fluent-3d", "fluent-3d", "webp", b""))
     assert not any("3d" in c or "emoji" in c for c in held_out)  # held-out styles are never named
     assert with_article("umbrella") == "an umbrella" and with_article("people hugging") == "people hugging"
+    assert with_article("OpenMoji emoji") == "an OpenMoji emoji" and with_article("dice") == "a dice"
+    assert with_article("flag of solomon islands") == "a flag of solomon islands"
+    assert with_article("globe showing americas") == "a globe showing americas" and with_article("boots") == "boots"
     assert readable("flag: Japan") == "flag of japan" and readable("arrow-left") == "arrow left"
     assert make_captions(RawItem("x", "  ", "noto", "noto", "png", b"")) == []
 

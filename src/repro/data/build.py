@@ -33,7 +33,7 @@ from .splits import Deduplicator, concept_splits, find_leaks, phrase_pattern, sc
 from .suites import EMOJI_TEMPLATES, SMOKE_TEMPLATES, Suite, label_suites
 
 log = logging.getLogger(__name__)
-BUILD_VERSION = 2
+BUILD_VERSION = 3
 MAX_CAPTIONS = 10
 EVAL_PREFIXES = ("val", "zeroshot", "test-")
 

@@ -31,11 +31,12 @@ def with_article(phrase: str) -> str:
     words = phrase.split()
     if not words:
         return phrase
-    first, last = words[0], words[-1]
-    plural = last.endswith("s") and not last.endswith(("ss", "us", "is"))
-    if first in _NO_ARTICLE_FIRST or first[0].isdigit() or plural:
+    first = words[0]
+    head = re.split(r" (?:of|with|showing|in|on|for|and|at|from|without) ", phrase)[0].split()[-1]
+    plural = head.endswith("s") and not head.endswith(("ss", "us", "is"))
+    if first.lower() in _NO_ARTICLE_FIRST or first[0].isdigit() or plural:
         return phrase
-    return ("an " if first[0] in "aeiou" else "a ") + phrase
+    return ("an " if first[0].lower() in "aeiou" else "a ") + phrase
 
 
 def join_words(words: list[str]) -> str:

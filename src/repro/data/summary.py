@@ -67,8 +67,8 @@ def write_summary(root: Path, corpus: str, out: Path) -> Path:
     for split_name, split in dd.items():
         cols = split.remove_columns("image")
         by_source: dict[str, list[dict]] = defaultdict(list)
-        step = max(1, len(cols) // 400)
-        for row in cols.select(range(0, len(cols), step)):
+        picks = np.random.default_rng(0).permutation(len(cols))[:400]  # a fixed, varied sample
+        for row in cols.select(sorted(int(i) for i in picks)):
             if len(by_source[row["source"]]) < 3:
                 by_source[row["source"]].append({k: row[k] for k in ("concept_id", "name", "style", "captions")})
         examples[split_name] = [r for rows in by_source.values() for r in rows]
