@@ -1,0 +1,49 @@
+"""The first experiment: train the default small CLIP on the captioned corpus, then evaluate it zero-shot on every
+suite (in-distribution, held-out styles, zero-shot concepts, real photos) and in retrieval, and record how the
+learnable temperature moves (paper §2.5, §3.1)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from ..evaluate import run_suites
+from ..train import TrainConfig, read_log, train
+from .common import corpus_for, curves_from_log
+from .results import write_result
+
+NAME = "clip_small"
+
+_TINY = {"embed_dim": 128, "vision_width": 128, "vision_layers": 2, "vision_patch_size": 8, "transformer_width": 128,
+         "transformer_layers": 2, "context_length": 16, "vocab_size": 1024}
+_CPU = {"embed_dim": 128, "vision_width": 128, "vision_layers": 4, "vision_patch_size": 8, "transformer_width": 128,
+        "transformer_layers": 3, "context_length": 32, "vocab_size": 4096}
+
+#: Sizes per profile; the code path is the same. smoke: seconds on the generated corpus (CI). cpu: a 2-core laptop,
+#: about ten minutes per seed (2 epochs). gpu: one H100, the book's headline.
+PROFILES = {
+    "smoke": {"corpus": "smoke", "seeds": 1, "train": dict(model="ViT-T/4@32px", model_overrides=_TINY, data_size=32,
+                                                           batch_size=32, steps=40, warmup_steps=5, lr=1e-3)},
+    "cpu": {"corpus": "full", "seeds": 3, "train": dict(model="ViT-T/4@32px", model_overrides=_CPU, data_size=32,
+                                                        batch_size=256, epochs=2, warmup_steps=50, lr=1e-3)},
+    "gpu": {"corpus": "full", "seeds": 3, "train": dict(model="ViT-S/8@64px", data_size=32, batch_size=1024,
+                                                        epochs=30, warmup_steps=200, lr=1e-3, precision="bf16")},
+}
+
+
+def run(profile: str, seed: int, workdir: Path, results_root: Path | None = None) -> Path:
+    """Train and evaluate one seed; returns the result file's path."""
+    spec = PROFILES[profile]
+    corpus = corpus_for(spec["corpus"])
+    config = TrainConfig(corpus_dir=str(corpus), out_dir=str(workdir / NAME / profile / f"seed{seed}"), seed=seed,
+                         **spec["train"])
+    start = time.time()
+    summary = train(config)
+    model = summary["objective"].model.eval()
+    metrics = run_suites(model, summary["tokenizer"], corpus, config.data_size)
+    metrics["train"] = {"steps": summary["steps"], "img_s": summary["img_s"], "final": summary["final"],
+                        "train_wall_time_s": summary["wall_time_s"]}
+    curves = curves_from_log(read_log(summary["log"]))
+    return write_result(NAME, profile, seed, asdict(config) | {"corpus": spec["corpus"]}, metrics,
+                        time.time() - start, curves, results_root)

@@ -1,0 +1,35 @@
+"""What every experiment shares: finding (or building) the corpus of a profile, training a run, evaluating it."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..data.build import BuildConfig, build, corpus_dir
+from ..data.sources import data_dir
+
+log = logging.getLogger(__name__)
+
+
+def corpus_for(corpus: str) -> Path:
+    """The built corpus directory. The smoke corpus is built on demand (seconds, offline); the full corpus must
+    have been built with `repro data build` (it needs the registries), else a clear error says so."""
+    root = Path(data_dir())
+    path = corpus_dir(root, corpus)
+    if corpus == "smoke":
+        build(BuildConfig(corpus="smoke", workers=1), root=root)
+    elif not (path / "manifest.json").is_file():
+        raise FileNotFoundError(
+            f"the {corpus!r} corpus is not built at {path}: run `repro data build --corpus {corpus}` first "
+            "(or `make data`), or set REPRO_DATA to where it was built"
+        )
+    return path
+
+
+def curves_from_log(rows: list[dict], keys: tuple[str, ...] = ("loss", "lr", "logit_scale", "img_s")) -> dict:
+    """Columns of the JSONL log: {"step": [...], key: [...]} for the keys present."""
+    out: dict[str, list] = {"step": [r["step"] for r in rows]}
+    for k in keys:
+        if rows and k in rows[0]:
+            out[k] = [r[k] for r in rows]
+    return out

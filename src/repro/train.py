@@ -1,0 +1,341 @@
+"""Training (paper §2.5): one loop for every objective, on packed uint8 images held in (GPU) memory.
+
+AdamW with decoupled weight decay on weights only (not gains, biases or the temperature), Adam β/ε per family,
+linear warmup then cosine decay, the random square crop as the only augmentation, optional bf16 autocast and
+torch.compile, data parallelism through torchrun + DDP with the global-batch contrastive loss, atomic checkpoints
+that resume to the very same loss curve, a progress bar and a JSONL log.
+
+Every random draw of a step (batch order, caption choice, crops) comes from generators seeded by (seed, epoch) or
+(seed, step) and drawn for the whole global batch, so a resumed run and a run on any number of ranks see the same
+data as one uninterrupted process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm.auto import tqdm
+
+from .checkpoint import load_state, save_state
+from .data.pack import load_packed
+from .data.tensors import crop_params, normalize, square_crop, to_float
+from .loading import save as save_model
+from .models import PRESETS, CLIPConfig
+from .tokenizer import Tokenizer
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs (one object, nanoGPT style). Unknown keys are an error (`from_dict`)."""
+
+    corpus_dir: str = ""  # a built corpus: <data>/build/<corpus> with packed/ and suites.json
+    out_dir: str = "runs/clip"
+    train_split: str = "train"
+    data_size: int = 32  # packed resolution loaded; crops are resampled to the model's resolution
+    max_train_images: int | None = None
+    model: str = "ViT-T/4@32px"
+    model_overrides: dict = field(default_factory=dict)  # CLIPConfig fields replacing the preset's
+    objective: str = "clip"  # clip | bow-contrastive | bow-predict | caption-lm | supervised
+    label: str = "subcategory"  # the label field of the supervised objective
+    baseline_width: int = 64  # base width of the supervised ResNet-101 (64 is torchvision's)
+    temperature: str = "learnable"  # learnable (clamped at 100) | unclamped | fixed
+    fixed_temperature: float = 0.07
+    tokenizer: str = "train"  # "train": learn BPE on the training captions; "openai"; or a tokenizer JSON path
+    batch_size: int = 256  # global
+    epochs: float = 1.0
+    steps: int | None = None  # overrides epochs
+    lr: float = 5e-4
+    weight_decay: float = 0.2
+    warmup_steps: int = 100
+    betas: tuple[float, float] | None = None  # None: (0.9, 0.98) for ViT, (0.9, 0.999) for ResNet (paper)
+    eps: float | None = None  # None: 1e-6 for ViT, 1e-8 for ResNet
+    min_crop_scale: float = 0.5
+    precision: str = "fp32"  # fp32 | bf16
+    compile: bool = False
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_every: int = 500
+    log_every: int = 10
+    progress: bool = True
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown training config keys: {unknown}")
+        d = dict(d)
+        if d.get("betas") is not None:
+            d["betas"] = tuple(d["betas"])
+        return cls(**d)
+
+    def clip_config(self) -> CLIPConfig:
+        if self.model not in PRESETS:
+            raise ValueError(f"unknown model preset {self.model!r}; known: {', '.join(PRESETS)}")
+        return CLIPConfig.from_dict(PRESETS[self.model].to_dict() | self.model_overrides)
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and dist.is_initialized():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device(name)
+
+
+def _init_distributed() -> tuple[int, int]:
+    """(rank, world size); initialises the process group when launched by torchrun with several processes."""
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+
+
+class TrainData:
+    """The training split in memory: uint8 images and every caption, tokenized once, as tensors on `device` (and
+    integer labels of `config.label` for the supervised objective, whose rows without a label are left out)."""
+
+    def __init__(self, config: TrainConfig, tokenizer: Tokenizer, context_length: int, device: torch.device):
+        path = Path(config.corpus_dir) / "packed" / f"{config.train_split}_{config.data_size}.npz"
+        packed = load_packed(path)
+        n = len(packed) if config.max_train_images is None else min(len(packed), config.max_train_images)
+        keep = list(range(n))
+        self.classes: list[str] = []
+        self.labels: torch.Tensor | None = None
+        if config.objective == "supervised":
+            values = packed.fields[config.label]
+            self.classes = sorted(set(values[:n]) - {""})
+            if len(self.classes) < 2:
+                raise ValueError(f"{path}: label field {config.label!r} has fewer than 2 classes")
+            keep = [i for i in keep if values[i]]
+            index = {c: k for k, c in enumerate(self.classes)}
+            self.labels = torch.tensor([index[values[i]] for i in keep], device=device)
+        if not keep:
+            raise ValueError(f"{path}: the training split is empty")
+        self.images = torch.from_numpy(packed.images[keep]).to(device)
+        captions = [packed.captions[i] for i in keep]
+        self.fields = {k: [v[i] for i in keep] for k, v in packed.fields.items()}
+        counts = torch.tensor([len(c) for c in captions])
+        if (counts == 0).any():
+            raise ValueError(f"{path}: image {keep[int((counts == 0).nonzero()[0])]} has no caption")
+        self.offsets = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
+        self.counts = counts
+        tokens = tokenizer([c for cs in captions for c in cs], context_length, truncate=True)
+        self.lengths = tokens.argmax(-1) + 1  # through the end token, the largest id; on the CPU, like the indices
+        self.tokens = tokens.to(device)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def build_tokenizer(config: TrainConfig, vocab_size: int) -> Tokenizer:
+    if config.tokenizer == "openai":
+        return Tokenizer.from_openai_bpe()
+    if config.tokenizer != "train":
+        return Tokenizer.load(config.tokenizer)
+    packed = load_packed(Path(config.corpus_dir) / "packed" / f"{config.train_split}_{config.data_size}.npz")
+    texts = [c for cs in packed.captions[: config.max_train_images] for c in cs]
+    return Tokenizer.train(texts, vocab_size)
+
+
+def param_groups(objective: nn.Module, weight_decay: float) -> list[dict]:
+    """Decoupled weight decay on weights only: not on gains, biases, norms or the temperature (paper §2.5)."""
+    exempt = set(getattr(objective, "no_weight_decay", lambda: set())())
+    decay, no_decay = [], []
+    for name, p in objective.named_parameters():
+        if not p.requires_grad:
+            continue
+        skip = p.ndim < 2 or "logit_scale" in name or ".ln_" in name or ".bn" in name or name in exempt
+        (no_decay if skip else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def lr_lambda(warmup: int, total: int):
+    """Linear warmup to 1 over `warmup` steps, then cosine decay to 0 at `total`."""
+
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return f
+
+
+class _Step(nn.Module):
+    """Gives the objective a `forward` so DistributedDataParallel can wrap it."""
+
+    def __init__(self, objective: nn.Module) -> None:
+        super().__init__()
+        self.objective = objective
+
+    def forward(self, images: torch.Tensor, texts: torch.Tensor, labels: torch.Tensor | None = None):
+        return self.objective.training_loss(images, texts, labels)
+
+
+def _optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    sd = opt.state_dict()
+    tensors = {f"optim.{i}.{k}": v for i, st in sd["state"].items() for k, v in st.items() if torch.is_tensor(v)}
+    keys = {str(i): [k for k, v in st.items() if torch.is_tensor(v)] for i, st in sd["state"].items()}
+    return tensors, {"param_groups": sd["param_groups"], "state_keys": keys}
+
+
+def save_checkpoint(path: Path, objective: nn.Module, opt, sched, step: int, tokenizer: Tokenizer,
+                    config: TrainConfig) -> None:
+    """Weights, optimiser moments, scheduler and RNG state in one safetensors file, written atomically."""
+    tensors = {f"model.{k}": v for k, v in objective.state_dict().items()}
+    opt_tensors, opt_meta = _optimizer_state(opt)
+    tensors |= opt_tensors | {"rng.cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        tensors["rng.cuda"] = torch.cuda.get_rng_state()
+    save_state(path, tensors, {"step": step, "optimizer": opt_meta, "scheduler": sched.state_dict(),
+                               "tokenizer": tokenizer.to_dict(), "train_config": asdict(config)})
+
+
+def load_checkpoint(path: Path, objective: nn.Module, opt, sched, device: torch.device) -> int:
+    """Restore what `save_checkpoint` wrote; returns the step to continue from."""
+    tensors, meta = load_state(path)
+    objective.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
+    state = {int(i): {k: tensors[f"optim.{i}.{k}"].to(device) for k in keys}
+             for i, keys in meta["optimizer"]["state_keys"].items()}
+    opt.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
+    sched.load_state_dict(meta["scheduler"])
+    torch.set_rng_state(tensors["rng.cpu"])
+    if "rng.cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["rng.cuda"])
+    return int(meta["step"])
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Keep only log lines up to `step`, so a resumed run's log is the uninterrupted run's."""
+    if path.is_file():
+        lines = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
+        path.write_text("".join(ln + "\n" for ln in lines))
+
+
+def train(config: TrainConfig, resume: bool = False, stop_after: int | None = None) -> dict:
+    """Train as `config` says; returns a summary (steps, loss, throughput, paths). `resume` continues from
+    out_dir/checkpoint.safetensors; `stop_after` ends the process's work after that many steps (for tests of
+    interrupted runs) without changing the schedule."""
+    from .objectives import make_objective
+
+    rank, world = _init_distributed()
+    device = _device(config.device)
+    out = Path(config.out_dir)
+    ckpt_path, log_path = out / "checkpoint.safetensors", out / "metrics.jsonl"
+    if config.batch_size % world:
+        raise ValueError(f"batch_size {config.batch_size} is not divisible by the {world} processes")
+    clip_config = config.clip_config()
+    if resume and ckpt_path.is_file():
+        tokenizer = Tokenizer.from_dict(load_state(ckpt_path)[1]["tokenizer"])
+    else:
+        tokenizer = build_tokenizer(config, clip_config.vocab_size)
+    if tokenizer.vocab_size != clip_config.vocab_size:
+        clip_config = CLIPConfig.from_dict(clip_config.to_dict() | {"vocab_size": tokenizer.vocab_size})
+    data = TrainData(config, tokenizer, clip_config.context_length, device)
+    torch.manual_seed(config.seed)
+    temperature = {"learnable": {}, "unclamped": {"clamp": None},
+                   "fixed": {"learn_temperature": False, "fixed_temperature": config.fixed_temperature}}
+    if config.temperature not in temperature:
+        raise ValueError(f"temperature must be one of {list(temperature)}, got {config.temperature!r}")
+    kw = temperature[config.temperature] if config.objective in ("clip", "bow-contrastive") else {}
+    if config.objective == "supervised":
+        kw = {"num_classes": len(data.classes), "width": config.baseline_width}
+    objective = make_objective(config.objective, clip_config, **kw)
+    objective.to(device)
+    vit = clip_config.is_vit
+    betas = config.betas or ((0.9, 0.98) if vit else (0.9, 0.999))
+    eps = config.eps or (1e-6 if vit else 1e-8)
+    opt = torch.optim.AdamW(param_groups(objective, config.weight_decay), lr=config.lr, betas=betas, eps=eps)
+    steps_per_epoch = len(data) // config.batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(f"batch_size {config.batch_size} exceeds the {len(data)} training images")
+    total = config.steps or max(1, int(config.epochs * steps_per_epoch))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(min(config.warmup_steps, total), total))
+    start = 0
+    if resume and ckpt_path.is_file():
+        start = load_checkpoint(ckpt_path, objective, opt, sched, device)
+        _truncate_log(log_path, start)
+        log.info("resumed from %s at step %d", ckpt_path, start)
+    elif rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        log_path.unlink(missing_ok=True)
+        (out / "config.json").write_text(json.dumps(asdict(config), indent=1))
+    step_module: nn.Module = _Step(objective)
+    if world > 1:
+        step_module = nn.parallel.DistributedDataParallel(step_module, device_ids=[device.index] if device.index
+                                                          is not None else None)
+    forward = torch.compile(step_module) if config.compile else step_module
+    per_rank = config.batch_size // world
+    res = clip_config.image_resolution
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
+    bar = tqdm(total=total, initial=start, desc="train", unit="step", disable=rank != 0 or not config.progress)
+    t0, seen, last = time.time(), 0, {}
+    end = total if stop_after is None else min(total, start + stop_after)
+    for step in range(start, end):
+        epoch, k = divmod(step, steps_per_epoch)
+        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(config.seed * 1000003 + epoch))
+        g = torch.Generator().manual_seed(config.seed * 1000003 + 7919 * (step + 1))
+        batch = order[k * config.batch_size:(k + 1) * config.batch_size]
+        caption = data.offsets[batch] + (torch.rand(config.batch_size, generator=g) * data.counts[batch]).long()
+        scale, shift = crop_params(config.batch_size, config.min_crop_scale, g, device)
+        mine = slice(rank * per_rank, (rank + 1) * per_rank)
+        length = int(data.lengths[caption].max())  # the global batch's longest caption: the same on every rank
+        index = batch[mine].to(device)
+        images = normalize(square_crop(to_float(data.images[index]), res, scale[mine], shift[mine]))
+        texts = data.tokens[caption[mine].to(device), :length]
+        labels = data.labels[index] if data.labels is not None else None
+        with autocast:
+            loss, metrics = forward(images, texts, labels)
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"loss is {loss.item()} at step {step} (lr {sched.get_last_lr()[0]:.3g}); the last good checkpoint "
+                f"is {ckpt_path if ckpt_path.is_file() else 'absent (none was written yet)'}"
+            )
+        lr = sched.get_last_lr()[0]  # the rate this step uses
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        objective.after_step()
+        seen += config.batch_size
+        bar.update(1)
+        if rank == 0 and ((step + 1) % config.log_every == 0 or step + 1 == total):
+            last = {"step": step + 1, "epoch": round((step + 1) / steps_per_epoch, 4), "loss": loss.item(),
+                    "lr": lr, **{k: float(v) for k, v in metrics.items() if k != "loss"},
+                    "img_s": seen / (time.time() - t0)}
+            with open(log_path, "a") as f:
+                f.write(json.dumps(last) + "\n")
+            bar.set_postfix(loss=f"{last['loss']:.3f}")
+        if rank == 0 and ((step + 1) % config.checkpoint_every == 0 or step + 1 == total):
+            save_checkpoint(ckpt_path, objective, opt, sched, step + 1, tokenizer, config)
+    bar.close()
+    wall = time.time() - t0
+    if rank == 0 and end == total and hasattr(objective.model, "encode_text") and hasattr(objective.model, "visual"):
+        if config.objective == "clip":
+            save_model(out / "model.safetensors", objective.model, tokenizer, step=total)
+    if world > 1:
+        dist.barrier()
+    return {"steps": end, "total_steps": total, "final": last, "wall_time_s": wall, "img_s": seen / max(wall, 1e-9),
+            "checkpoint": str(ckpt_path), "log": str(log_path), "tokenizer": tokenizer, "objective": objective,
+            "clip_config": clip_config}
+
+
+def read_log(path: str | os.PathLike) -> list[dict]:
+    """The JSONL metrics of a run."""
+    return [json.loads(ln) for ln in Path(path).read_text().splitlines() if ln.strip()]
