@@ -8,7 +8,7 @@ TORCH ?= torch==2.13.0
 OPENAI_CLIP ?= openai-clip==1.0.1
 JB_FLAGS ?= -W -n --keep-going
 
-.PHONY: book test data lint clean
+.PHONY: book test data check-book lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ book: $(VENV)/.book-installed
 test: $(VENV)/.test-installed
 	$(BIN)/python -m pytest
 	$(BIN)/ruff check src tests
+
+## check-book: load every page of the built book in headless Chromium; fail on raw TeX, broken images,
+## tracebacks or dead internal links (screenshots in _build/screenshots)
+check-book:
+	$(BIN)/python .ci/check_book.py _build/html
 
 ## data: build the full corpus (needs npm, apt-get and pip; ~10 minutes) and refresh results/data/full
 data: $(VENV)/.book-installed
