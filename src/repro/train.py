@@ -17,7 +17,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -26,8 +26,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .checkpoint import load_state, save_state
+from .config import check_keys
 from .data.pack import load_packed
 from .data.tensors import crop_params, normalize, square_crop, to_float
+from .files import atomic_write_text
 from .loading import save as save_model
 from .models import PRESETS, CLIPConfig
 from .tokenizer import Tokenizer
@@ -75,10 +77,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown training config keys: {unknown}")
+        check_keys(cls, d, "training config")
         d = dict(d)
         if d.get("betas") is not None:
             d["betas"] = tuple(d["betas"])
@@ -225,7 +224,7 @@ def _truncate_log(path: Path, step: int) -> None:
     """Keep only log lines up to `step`, so a resumed run's log is the uninterrupted run's."""
     if path.is_file():
         lines = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
-        path.write_text("".join(ln + "\n" for ln in lines))
+        atomic_write_text(path, "".join(ln + "\n" for ln in lines))
 
 
 def train(config: TrainConfig, resume: bool = False, stop_after: int | None = None) -> dict:
@@ -275,7 +274,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
     elif rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         log_path.unlink(missing_ok=True)
-        (out / "config.json").write_text(json.dumps(asdict(config), indent=1))
+        atomic_write_text(out / "config.json", json.dumps(asdict(config), indent=1))
     step_module: nn.Module = _Step(objective)
     if world > 1:
         step_module = nn.parallel.DistributedDataParallel(step_module, device_ids=[device.index] if device.index

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
+from ..config import check_keys
 from .text import TextTransformer
 from .vision import ModifiedResNet, VisionTransformer
 
@@ -70,10 +71,7 @@ class CLIPConfig:
     @classmethod
     def from_dict(cls, d: Mapping) -> CLIPConfig:
         """Build from a (JSON) mapping; unknown or missing keys are an error that names them."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown CLIPConfig keys: {unknown}; known keys are {sorted(names)}")
+        check_keys(cls, d, "CLIPConfig")
         return cls(**d)
 
 
