@@ -4,7 +4,10 @@ Both models get the same weights (ours copied into HF's layout, outputs checked 
 Timed interleaved round-robin over repeats after warm-up: (1) a training step: both towers, `repro.losses.clip_loss`,
 backward, AdamW; (2) image encoding and (3) text encoding without gradients. See benchmarks/README.md.
 
-    python benchmarks/bench_clip.py [--preset ViT-T/8@64px] [--batch 64] [--bf16] [--compile] [--variant trim+last]
+Every model runs with its library's defaults: ours as `repro.models` and `repro.train` use it (fused AdamW on CPU and
+CUDA), HF's with its default attention and the optimiser HF's `Trainer` defaults to (`TrainingArguments.optim`).
+
+    python benchmarks/bench_clip.py [--preset ViT-T/8@64px] [--batch 64] [--bf16] [--compile] [--adam plain]
 """
 
 from __future__ import annotations
@@ -23,11 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from repro.losses import clip_loss
-from repro.models import CLIP, PRESETS, CLIPConfig, LayerNorm, ResidualAttentionBlock, count_parameters
+from repro.models import CLIP, PRESETS, CLIPConfig, count_parameters
 
 Encoder = Callable[[torch.Tensor], torch.Tensor]
 TASKS = ("train", "image", "text")
@@ -98,64 +100,15 @@ def _pooled(out: object) -> torch.Tensor:  # transformers ≥ 5 returns an outpu
     return out if isinstance(out, torch.Tensor) else out.pooler_output
 
 
-def _pooled_block(block: ResidualAttentionBlock, x: torch.Tensor, pos: torch.Tensor, causal: bool) -> torch.Tensor:
-    """A block's output at token `pos` of each row only: queries, out-proj and MLP for 1 token; keys/values for all."""
-    attn, (b, n, w) = block.attn, x.shape
-    rows, h = torch.arange(b, device=x.device), block.ln_1(x)
-    q = F.linear(h[rows, pos], attn.in_proj_weight[:w], attn.in_proj_bias[:w]).view(b, attn.heads, 1, w // attn.heads)
-    kv = F.linear(h, attn.in_proj_weight[w:], attn.in_proj_bias[w:]).view(b, n, 2, attn.heads, w // attn.heads)
-    k, v = kv.permute(2, 0, 3, 1, 4)
-    mask = (torch.arange(n, device=x.device) <= pos[:, None]).view(b, 1, 1, n) if causal else None
-    y = x[rows, pos] + attn.out_proj(F.scaled_dot_product_attention(q, k, v, attn_mask=mask).reshape(b, w))
-    return y + block.mlp(block.ln_2(y))
-
-
-def variant(model: CLIP, spec: str) -> tuple[Encoder, Encoder, bool]:
-    """Encoders for `spec` = "+"-joined of: last (last block only at the pooled token), trim (cut text after the
-    batch's last end token: exact, the mask is causal), plainln (nn.LayerNorm, no fp32 casts), fused (fused AdamW)."""
-    parts, vis = set(spec.split("+")), model.visual
-    if unknown := parts - {"last", "trim", "plainln", "fused"}:
-        raise SystemExit(f"unknown variant(s) {sorted(unknown)}")
-    image, text = model.encode_image, model.encode_text
-    if "plainln" in parts:
-        for m in model.modules():
-            if isinstance(m, LayerNorm):
-                m.forward = nn.LayerNorm.forward.__get__(m)  # type: ignore[method-assign]
-    if "last" in parts:
-        def image(img: torch.Tensor) -> torch.Tensor:
-            x = vis.conv1(img).flatten(2).transpose(1, 2)
-            x = torch.cat([vis.class_embedding.expand(x.shape[0], 1, -1), x], 1) + vis.positional_embedding
-            *blocks, last = vis.transformer.resblocks
-            x = vis.ln_pre(x)
-            for blk in blocks:
-                x = blk(x)
-            cls = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-            return vis.ln_post(_pooled_block(last, x, cls, False)) @ vis.proj
-
-        def text(ids: torch.Tensor) -> torch.Tensor:
-            x = model.token_embedding(ids) + model.positional_embedding[: ids.shape[1]]
-            *blocks, last = model.transformer.resblocks
-            for blk in blocks:
-                x = blk(x, causal=True)
-            return model.ln_final(_pooled_block(last, x, ids.argmax(-1), True)) @ model.text_projection
-    if "trim" in parts:
-        inner = text
-
-        def text(ids: torch.Tensor) -> torch.Tensor:
-            return inner(ids[:, : int(ids.argmax(-1).max()) + 1])
-    return image, text, "fused" in parts
-
-
 def build(args: argparse.Namespace, c: CLIPConfig, dev: torch.device) -> tuple[list[Runner], dict]:
     torch.manual_seed(0)
     ours = CLIP(c)
     sd = {k: v.detach() for k, v in ours.state_dict().items()}
-    runners = [Runner("ours", ours, ours.encode_image, ours.encode_text)]
-    info: dict = {"params": {"ours": count_parameters(ours)}}
-    for spec in filter(None, args.variant.split(",")):
-        m = CLIP(c)
-        m.load_state_dict(sd)
-        runners.append(Runner(f"ours+{spec}", m, *variant(m, spec)))
+    hf_fused = hf_trainer_fused_adam()
+    fused = {"library": (dev.type in ("cpu", "cuda"), hf_fused), "fused": (True, True), "plain": (False, False)}
+    ours_fused, hf_fused = fused[args.adam]
+    runners = [Runner("ours", ours, ours.encode_image, ours.encode_text, ours_fused)]
+    info: dict = {"params": {"ours": count_parameters(ours)}, "fused_adamw": {"ours": ours_fused, "hf": hf_fused}}
     for attn in args.hf_attn.split(","):
         try:
             hf = hf_model(c, None if attn == "default" else attn)
@@ -169,7 +122,7 @@ def build(args: argparse.Namespace, c: CLIPConfig, dev: torch.device) -> tuple[l
         hf.load_state_dict(openai_to_hf(sd), strict=True)
         info["params"][name] = count_parameters(hf)
         runners.append(Runner(name, hf, lambda x, m=hf: _pooled(m.get_image_features(pixel_values=x)),
-                              lambda t, m=hf: _pooled(m.get_text_features(input_ids=t))))
+                              lambda t, m=hf: _pooled(m.get_text_features(input_ids=t)), hf_fused))
     if args.open_clip:
         try:
             import open_clip
@@ -187,6 +140,14 @@ def build(args: argparse.Namespace, c: CLIPConfig, dev: torch.device) -> tuple[l
     for r in runners:
         r.model.to(dev).train()  # no dropout/BN in these ViTs: train mode changes nothing in the encoders
     return runners, info
+
+
+def hf_trainer_fused_adam() -> bool:
+    """Whether HF's `Trainer` defaults to fused AdamW here (`TrainingArguments.optim`: "adamw_torch_fused" since
+    torch 2.8 in recent transformers)."""
+    import transformers
+
+    return "fused" in str(transformers.TrainingArguments.__dataclass_fields__["optim"].default)
 
 
 def random_batch(c: CLIPConfig, batch: int, caption_len: int, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -238,20 +199,23 @@ def seconds(fn: Callable[[], None], sync: Callable[[], None]) -> tuple[float, fl
 
 
 def profile(runners: list[Runner], fns: dict[str, dict[str, Callable[[], None]]], tasks: list[str]) -> None:
-    """Top operators (self CPU time) of one call of each task per runner, and the share of time in GEMM kernels."""
+    """Per operator the least self CPU time over 3 profiled calls (robust to preemption by other processes): the top
+    operators of each runner × task and the share of time in GEMM, attention and convolution kernels."""
     from torch.profiler import profile as prof
 
     for task in tasks:
         for r in runners:
-            with prof() as p:
-                fns[r.name][task]()
-            ev = sorted(p.key_averages(), key=lambda e: -e.self_cpu_time_total)
-            total = sum(e.self_cpu_time_total for e in ev)
-            gemm = [e for e in ev if e.key in ("aten::mm", "aten::addmm", "aten::bmm") or "_attention" in e.key
-                    or "convolution" in e.key]
-            share = sum(e.self_cpu_time_total for e in gemm) / total
-            top = ", ".join(f"{e.key.removeprefix('aten::')} {e.self_cpu_time_total / 1e3:.0f}" for e in ev[:8])
-            print(f"[profile {task} {r.name}] {total / 1e3:.0f} ms, GEMM/attention/conv {share:.0%}; top (ms): {top}")
+            runs = []
+            for _ in range(3):
+                with prof() as p:
+                    fns[r.name][task]()
+                runs.append({e.key: e.self_cpu_time_total / 1e3 for e in p.key_averages()})
+            ms = sorted(((min(run.get(k, 0.0) for run in runs), k) for k in runs[0]), reverse=True)
+            total = sum(t for t, _ in ms)
+            gemm = sum(t for t, k in ms if k in ("aten::mm", "aten::addmm", "aten::bmm") or "_attention" in k
+                       or "convolution" in k)
+            top = ", ".join(f"{k.removeprefix('aten::')} {t:.0f}" for t, k in ms[:8])
+            print(f"[profile {task} {r.name}] {total:.0f} ms, GEMM/attention/conv {gemm / total:.0%}; top (ms): {top}")
 
 
 def machine(dev: torch.device) -> dict:
@@ -278,7 +242,12 @@ def main() -> None:
     p.add_argument("--peak-tflops", type=float, default=989.0, help="peak dense bf16 TFLOP/s for MFU (CUDA)")
     p.add_argument("--open-clip", action="store_true", help="also time open_clip if importable")
     p.add_argument("--hf-attn", default="default,sdpa,eager", help="HF attn implementations (deduplicated)")
-    p.add_argument("--variant", default="", help="comma-separated extra runners ours+SPEC, e.g. trim,last,trim+last")
+    p.add_argument("--adam", default="library", choices=["library", "fused", "plain"],
+                   help="AdamW per runner: each library's default (ours: fused, as repro.train; HF: its Trainer's), "
+                        "fused for all, or the unfused implementation for all")
+    p.add_argument("--trim-input", action="store_true",
+                   help="give every model ids cut after the batch's last end token (what repro.train and a "
+                        "pad-to-longest tokenizer feed) instead of ids padded to the context length")
     p.add_argument("--caption-len", type=int, default=16, help="longest caption in tokens (project's captions ≤ 16)")
     p.add_argument("--tasks", default=",".join(TASKS))
     p.add_argument("--profile", action="store_true", help="torch.profiler: top ops of one call per runner × task")
@@ -290,8 +259,11 @@ def main() -> None:
     c = PRESETS[args.preset]
     runners, info = build(args, c, dev)
     images, texts = random_batch(c, args.batch, args.caption_len, dev)
+    if args.trim_input:
+        texts = texts[:, : int(texts.argmax(-1).max()) + 1]
     print(f"{args.preset}, batch {args.batch}, {'bf16 autocast' if args.bf16 else 'fp32'}, {machine(dev)}")
     print(f"parameters: {info['params']}  (HF's position_ids are buffers, q/k/v biases = our in_proj_bias)")
+    print(f"text ids {tuple(texts.shape)}; fused AdamW: {info['fused_adamw']}")
     print("agreement of embeddings and loss (same weights):")
     info["max_abs_diff"] = check_agreement(runners, images, texts)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)

@@ -260,7 +260,8 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
     vit = clip_config.is_vit
     betas = config.betas or ((0.9, 0.98) if vit else (0.9, 0.999))
     eps = config.eps or (1e-6 if vit else 1e-8)
-    opt = torch.optim.AdamW(param_groups(objective, config.weight_decay), lr=config.lr, betas=betas, eps=eps)
+    opt = torch.optim.AdamW(param_groups(objective, config.weight_decay), lr=config.lr, betas=betas, eps=eps,
+                            fused=device.type in ("cpu", "cuda") or None)  # fused: one kernel, same update
     steps_per_epoch = len(data) // config.batch_size
     if steps_per_epoch == 0:
         raise ValueError(f"batch_size {config.batch_size} exceeds the {len(data)} training images")

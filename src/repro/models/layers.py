@@ -12,6 +12,7 @@ from collections import OrderedDict
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import FunctionCtx, once_differentiable
 
 
 class LayerNorm(nn.LayerNorm):
@@ -24,10 +25,33 @@ class LayerNorm(nn.LayerNorm):
         return out.to(x.dtype)
 
 
+class _QuickGELUFunction(torch.autograd.Function):
+    """x · σ(1.702 x) with a hand-written backward: autograd's own graph of `x * sigmoid(1.702 * x)` keeps x and σ
+    and runs five elementwise passes backward (two products, sigmoid_backward, the 1.702 product, a sum); this keeps
+    z = 1.702 x alone and runs one: d/dx [x σ(1.702 x)] = σ(z) + z σ(z)(1 − σ(z)) = silu'(z), `aten.silu_backward`.
+    The forward is the same arithmetic as OpenAI's, bit for bit."""
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, x: torch.Tensor) -> torch.Tensor:
+        z = x * 1.702
+        ctx.save_for_backward(z)
+        return torch.sigmoid(z).mul_(x)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
+        (z,) = ctx.saved_tensors
+        return torch.ops.aten.silu_backward(grad, z)
+
+
 class QuickGELU(nn.Module):
-    """The GELU approximation CLIP was trained with: x · σ(1.702 x)."""
+    """The GELU approximation CLIP was trained with: x · σ(1.702 x) (paper §2.4 / OpenAI's `clip/model.py`).
+
+    When a gradient is needed it runs as `_QuickGELUFunction` (same values, one elementwise pass backward)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and x.requires_grad:
+            return _QuickGELUFunction.apply(x)
         return x * torch.sigmoid(1.702 * x)
 
 
@@ -55,6 +79,29 @@ class MultiheadSelfAttention(nn.Module):
         out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
         return self.out_proj(out.transpose(1, 2).reshape(b, n, w))
 
+    def forward_at(self, x: torch.Tensor, index: torch.Tensor | int, causal: bool = False) -> torch.Tensor:
+        """`forward(x, causal)[rows, index]` ([batch, width]) computed for that one position of each row: its query
+        only, keys and values over all positions (with `causal`, row i attends to positions ≤ index[i])."""
+        mask = None
+        if causal and isinstance(index, int):  # one position for all rows: drop the keys after it
+            x, index = x[:, : index % x.shape[1] + 1], -1
+        elif causal:
+            mask = torch.arange(x.shape[1], device=x.device) <= index.view(-1, 1, 1, 1)
+        b, n, w = x.shape
+        d = w // self.heads
+        q = F.linear(_at(x, index), self.in_proj_weight[:w], self.in_proj_bias[:w]).view(b, self.heads, 1, d)
+        kv = F.linear(x, self.in_proj_weight[w:], self.in_proj_bias[w:])
+        k, v = kv.view(b, n, 2, self.heads, d).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.out_proj(out.reshape(b, w))
+
+
+def _at(x: torch.Tensor, index: torch.Tensor | int) -> torch.Tensor:
+    """Row i's position index[i] of x [batch, length, width] → [batch, width] (an int: the same position in all)."""
+    if isinstance(index, int):
+        return x[:, index]
+    return x[torch.arange(x.shape[0], device=x.device), index]
+
 
 class ResidualAttentionBlock(nn.Module):
     """A pre-LN Transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x)), MLP ratio 4 with QuickGELU."""
@@ -74,6 +121,12 @@ class ResidualAttentionBlock(nn.Module):
         x = x + self.attn(self.ln_1(x), causal=causal)
         return x + self.mlp(self.ln_2(x))
 
+    def forward_at(self, x: torch.Tensor, index: torch.Tensor | int, causal: bool = False) -> torch.Tensor:
+        """`forward(x, causal)[rows, index]` ([batch, width]): attention's query, the residual and the MLP are only
+        evaluated at that position of each row; keys and values still come from every position."""
+        y = _at(x, index) + self.attn.forward_at(self.ln_1(x), index, causal=causal)
+        return y + self.mlp(self.ln_2(y))
+
 
 class Transformer(nn.Module):
     """A stack of `layers` residual attention blocks of one `width`; heads = width // 64 as in every CLIP model."""
@@ -87,3 +140,16 @@ class Transformer(nn.Module):
         for block in self.resblocks:
             x = block(x, causal=self.causal)
         return x
+
+    def forward_at(self, x: torch.Tensor, index: torch.Tensor | int) -> torch.Tensor:
+        """`forward(x)[rows, index]` ([batch, width]), the final activation at one position per row — the pooled
+        token of §2.4 (ViT: class token 0; text: the end token) — with the last block evaluated only there.
+
+        Exact (the same function; only floating-point rounding may differ). It saves the last block's queries,
+        attention output, out-projection and MLP at every other position, forward and backward. `forward` keeps
+        every position."""
+        if not self.layers:
+            return _at(x, index)
+        for block in self.resblocks[:-1]:
+            x = block(x, causal=self.causal)
+        return self.resblocks[-1].forward_at(x, index, causal=self.causal)

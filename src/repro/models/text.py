@@ -60,22 +60,29 @@ class TextTransformer(nn.Module):
                 f"got {tuple(text.shape)}"
             )
 
-    def encode_tokens(self, text: torch.Tensor) -> torch.Tensor:
-        """Per-position final-layer activations after `ln_final`: [batch, length, width] (no projection)."""
+    def embed_text(self, text: torch.Tensor) -> torch.Tensor:
+        """Token plus positional embeddings [batch, length, width] in the Transformer's dtype (input checked)."""
         self.check_text(text)
-        length = text.shape[1]
         dtype = self.transformer.resblocks[0].attn.in_proj_weight.dtype if self.transformer.layers else None
         x = self.token_embedding(text)
-        x = x + self.positional_embedding[:length].to(x.dtype)
-        if dtype is not None:
-            x = x.to(dtype)
-        x = self.transformer(x)
-        return self.ln_final(x)
+        x = x + self.positional_embedding[: text.shape[1]].to(x.dtype)
+        return x if dtype is None else x.to(dtype)
+
+    def encode_tokens(self, text: torch.Tensor) -> torch.Tensor:
+        """Per-position final-layer activations after `ln_final`: [batch, length, width] (no projection)."""
+        return self.ln_final(self.transformer(self.embed_text(text)))
 
     def encode_text(self, text: torch.Tensor) -> torch.Tensor:
-        """Text features [batch, embed_dim]: activation at the end token (argmax of ids) @ text_projection."""
-        x = self.encode_tokens(text)
-        x = x[torch.arange(x.shape[0], device=x.device), text.argmax(dim=-1)]
+        """Text features [batch, embed_dim]: activation at the end token (argmax of ids) @ text_projection (§2.4).
+
+        Equal to `encode_tokens(text)[rows, end] @ text_projection`, computed with less work: positions after the
+        batch's last end token are dropped (the mask is causal, so they cannot reach any end token) and the last
+        block runs only at each row's end token (`Transformer.forward_at`)."""
+        self.check_text(text)
+        end = text.argmax(dim=-1)
+        if end.numel():
+            text = text[:, : int(end.max()) + 1]
+        x = self.ln_final(self.transformer.forward_at(self.embed_text(text), end))
         return x.to(self.text_projection.dtype) @ self.text_projection
 
     def forward(self, text: torch.Tensor) -> torch.Tensor:

@@ -48,14 +48,23 @@ class VisionTransformer(nn.Module):
         self.ln_post = LayerNorm(width)
         self.proj = nn.Parameter(scale * torch.randn(width, output_dim))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def embed_image(self, x: torch.Tensor) -> torch.Tensor:
+        """The Transformer's input [batch, 1 + grid², width]: ln_pre(class token, patches + positions)."""
         check_image(x, self.input_resolution)
         x = self.conv1(x.to(self.conv1.weight.dtype))  # [B, width, grid, grid]
         x = x.flatten(2).transpose(1, 2)  # [B, grid², width]
         cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
         x = torch.cat([cls, x], dim=1) + self.positional_embedding.to(x.dtype)
-        x = self.transformer(self.ln_pre(x))
-        return self.ln_post(x[:, 0, :]) @ self.proj
+        return self.ln_pre(x)
+
+    def encode_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """Every position's final activation after `ln_post` ([batch, 1 + grid², width]; class token first)."""
+        return self.ln_post(self.transformer(self.embed_image(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Image features [batch, output_dim] = `encode_tokens(x)[:, 0] @ proj`, with the last block evaluated only
+        at the class token (`Transformer.forward_at`)."""
+        return self.ln_post(self.transformer.forward_at(self.embed_image(x), 0)) @ self.proj
 
 
 class Bottleneck(nn.Module):
