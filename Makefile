@@ -8,7 +8,7 @@ TORCH ?= torch==2.13.0
 OPENAI_CLIP ?= openai-clip==1.0.1
 JB_FLAGS ?= -W -n --keep-going
 
-.PHONY: book test data check-book lint clean
+.PHONY: book test data reproduce check-book lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,7 @@ $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 
 ## book: install the package and the book's tools, execute every chapter, build the HTML into _build/html
 book: $(VENV)/.book-installed
+	rm -rf _build/fallback _build/tables
 	$(BIN)/jupyter-book build . $(JB_FLAGS)
 	@echo "The book is at _build/html/index.html"
 
@@ -42,6 +43,16 @@ check-book:
 ## data: build the full corpus (needs npm, apt-get and pip; ~10 minutes) and refresh results/data/full
 data: $(VENV)/.book-installed
 	$(BIN)/repro data build --corpus full --summary-dir results/data/full
+
+## reproduce: re-run every experiment at PROFILE (cpu: ~1-2 hours on 2 cores; gpu: one H100), overwriting
+## results/NAME/PROFILE/, then rebuild the book from those results (PROFILE=smoke runs in seconds, for a check)
+PROFILE ?= cpu
+reproduce: $(VENV)/.book-installed
+	@if [ "$(PROFILE)" != smoke ]; then $(BIN)/repro data build --corpus full --summary-dir results/data/full; fi
+	for name in $$($(BIN)/python -c "from repro.experiments import EXPERIMENTS; print(*EXPERIMENTS)"); do \
+		$(BIN)/repro run $$name --profile $(PROFILE) --workdir runs --force || exit 1; done
+	rm -rf _build/fallback _build/tables
+	REPRO_PROFILE=$(PROFILE) $(BIN)/jupyter-book build . $(JB_FLAGS)
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check src tests

@@ -8,6 +8,11 @@ import importlib
 
 EXPERIMENTS = {
     "clip_small": "the default small CLIP trained on the corpus: zero-shot on every suite, retrieval, temperature",
+    "prompts": "zero-shot with the class name alone, one template, and an ensemble of templates (paper Figure 4)",
+    "longtext": "text longer than the context: truncation vs chunk-and-average vs sliding windows in retrieval (§2.4)",
+    "fewshot": "zero-shot vs a full linear probe and k-shot probes on the same features (paper Figures 5–7)",
+    "limitations": "where zero-shot is weak (§6): real photos vs raw-pixel logistic regression and a CLIP probe",
+    "search": "retrieval and semantic search: top images for text queries and top captions for images (§3.1)",
 }
 
 

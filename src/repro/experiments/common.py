@@ -33,3 +33,23 @@ def curves_from_log(rows: list[dict], keys: tuple[str, ...] = ("loss", "lr", "lo
         if rows and k in rows[0]:
             out[k] = [r[k] for r in rows]
     return out
+
+
+def trained_clip(profile: str, seed: int, workdir: Path, results_root: Path | None = None):
+    """The `clip_small` model of `profile` and `seed` (model, tokenizer, train config) from `workdir`, training it
+    first (through `clip_small.run`, which also writes its result file) when its weights are not there.
+
+    Experiments that only *evaluate* the trained CLIP (prompts, search, probes …) share its training this way."""
+    import json
+
+    from ..loading import load
+    from ..train import TrainConfig
+    from . import clip_small
+
+    run_dir = Path(workdir) / clip_small.NAME / profile / f"seed{seed}"
+    if not (run_dir / "model.safetensors").is_file():
+        log.info("no trained clip_small at %s: training it now (profile %s, seed %d)", run_dir, profile, seed)
+        clip_small.run(profile, seed, Path(workdir), results_root)
+    model, _ = load(run_dir / "model.safetensors")
+    config = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text(encoding="utf-8")))
+    return model.eval(), model.tokenizer, config

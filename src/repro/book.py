@@ -1,0 +1,216 @@
+"""What every chapter of the book does with results: find an experiment's result files (or run the experiment now,
+at the active profile, and say so), say where each number came from, and show numbered tables with a CSV download.
+
+Chapters execute with the chapter folder as working directory; paths default accordingly (`../results`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .experiments.results import load_results, mean_ci
+
+# Progress bars in an executed notebook fall back to text when ipywidgets is absent; the warning saying so would
+# otherwise be printed into the page.
+warnings.filterwarnings("ignore", message="IProgress not found")
+
+__all__ = ["PROFILES", "ExperimentResults", "experiment_results", "fmt_ci", "markdown_table", "table", "repo_root"]
+
+#: Committed result profiles, best first: the book shows `gpu` results when they exist, else `cpu`.
+PROFILES = ("gpu", "cpu")
+
+
+def repo_root() -> Path:
+    """The repository root: the first parent of the working directory with a `_toc.yml`."""
+    here = Path.cwd().resolve()
+    for path in (here, *here.parents):
+        if (path / "_toc.yml").is_file():
+            return path
+    return here
+
+
+@dataclass
+class ExperimentResults:
+    """The result records of one experiment at one profile (one per seed) and how they were obtained."""
+
+    name: str
+    profile: str
+    records: list[dict]
+    root: Path
+    fallback: bool = False
+    workdir: Path | None = field(default=None, repr=False)
+
+    @property
+    def seeds(self) -> list[int]:
+        return [r["seed"] for r in self.records]
+
+    def values(self, path: str) -> list[float]:
+        """One metric (a "|"-separated path into `metrics`) per seed."""
+        from .experiments.results import metric
+
+        return [metric(r, path) for r in self.records]
+
+    def ci(self, path: str) -> dict:
+        """Mean and 95% CI over seeds of one metric (`repro.experiments.results.mean_ci`)."""
+        return mean_ci(self.values(path))
+
+    def notice(self) -> str:
+        """A MyST admonition when the results were produced while the page executed, else an empty string."""
+        if not self.fallback:
+            return ""
+        return (
+            f"```{{warning}}\nNo committed `{self.name}` results were found (`results/{self.name}/gpu|cpu/`), so the "
+            f"experiment was **run while this page executed, at the `{self.profile}` profile** (set by "
+            "`REPRO_PROFILE`, default `smoke`: seconds, on generated shapes). The numbers below say nothing about "
+            f"CLIP; run `repro run {self.name} --profile cpu` (or `make reproduce PROFILE=cpu`) to create real "
+            "ones.\n```"
+        )
+
+    def provenance(self) -> str:
+        """One sentence: profile, seeds, hardware, software, wall time and revision of these results."""
+        if not self.records:
+            return "No results."
+        first = self.records[0]
+        hw, ver = first.get("hardware", {}), first.get("versions", {})
+        device = hw.get("gpu") or f"{hw.get('cpu', '?')} ({hw.get('cores', '?')} cores)"
+        walls = [r.get("wall_time_s", math.nan) for r in self.records]
+        revs = sorted({str(r.get("git_revision", "?"))[:10] for r in self.records})
+        dates = sorted({str(r.get("created", "?"))[:10] for r in self.records})
+        seeds = ("seeds " if len(self.seeds) > 1 else "seed ") + ", ".join(str(s) for s in self.seeds)
+        return (
+            f"Source: `results/{self.name}/{self.profile}/` — profile **{self.profile}**, {seeds}; "
+            f"{device}; torch {ver.get('torch', '?')}; {sum(walls) / max(len(walls), 1) / 60:.1f} min "
+            f"per seed; revision {', '.join(revs)}; {', '.join(dates)}."
+        )
+
+
+def _fallback_dirs(name: str) -> tuple[Path, Path]:
+    base = Path(os.environ.get("REPRO_FALLBACK_DIR", repo_root() / "_build" / "fallback"))
+    return base / "results", base / "runs"
+
+
+def experiment_results(name: str, results_root: str | os.PathLike | None = None,
+                       profiles: Sequence[str] | None = None) -> ExperimentResults:
+    """Results of experiment `name` for a chapter.
+
+    With `REPRO_PROFILE` set, that profile's committed results are used; otherwise the first of `profiles`
+    (default `PROFILES`: gpu, then cpu) that has result files. When none exists, the experiment is run now at
+    `REPRO_PROFILE` (default `smoke`) into `_build/fallback/` (never into the committed `results/`), every seed of
+    that profile, and the returned object's `fallback` is True: the chapter must show `notice()`.
+    """
+    from . import experiments
+
+    root = Path(results_root) if results_root is not None else repo_root() / "results"
+    active = os.environ.get("REPRO_PROFILE")
+    for profile in [active] if active else list(profiles or PROFILES):
+        records = load_results(name, profile, root)
+        if records:
+            return ExperimentResults(name, profile, records, root)
+    profile = active or "smoke"
+    module = experiments.get(name)
+    if profile not in module.PROFILES:
+        raise ValueError(f"experiment {name!r} has no profile {profile!r} (REPRO_PROFILE); "
+                         f"it has {list(module.PROFILES)}")
+    fb_results, fb_runs = _fallback_dirs(name)
+    records = load_results(name, profile, fb_results)
+    if not records:
+        for seed in range(module.PROFILES[profile]["seeds"]):
+            module.run(profile, seed, fb_runs, results_root=fb_results)
+        records = load_results(name, profile, fb_results)
+    return ExperimentResults(name, profile, records, fb_results, fallback=True, workdir=fb_runs)
+
+
+def fmt_ci(stats: dict, scale: float = 100.0, digits: int = 1) -> str:
+    """"mean ± ci95" (scaled, e.g. to percent); just the mean for one seed."""
+    mean = stats["mean"] * scale
+    if stats.get("n", 0) < 2 or not math.isfinite(stats.get("ci95", math.nan)):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {stats['ci95'] * scale:.{digits}f}"
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        text = "—" if math.isnan(value) else f"{value:.4g}"
+    else:
+        text = "—" if value is None else str(value)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(df: pd.DataFrame, index: bool = False) -> str:
+    """A pipe table of `df` (floats to 4 significant digits, "—" for missing)."""
+    frame = df.reset_index() if index else df
+    head = "| " + " | ".join(_cell(c) for c in frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    rows = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([head, rule, *rows])
+
+
+def table(df: pd.DataFrame, name: str, caption: str, csv: pd.DataFrame | None = None, index: bool = False) -> str:
+    """MyST for a numbered, labelled table (`{numref}` target `name`) with a CSV download of its data.
+
+    The CSV (of `csv` if given — e.g. unrounded numbers — else of `df`) is written to `_build/tables/<name>.csv`
+    and linked under the table. Display the returned text with `IPython.display.Markdown`.
+    """
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name):
+        raise ValueError(f"table name {name!r}: use lower-case letters, digits and '-' (it is a label and a file name)")
+    path = repo_root() / "_build" / "tables" / f"{name}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (csv if csv is not None else df).to_csv(path, index=index)
+    caption = caption.replace("\n", " ")
+    link = Path(os.path.relpath(path, Path.cwd())).as_posix()  # relative to the executing chapter's folder
+    return (
+        f"::::{{table}} {caption}\n:name: {name}\n:align: left\n\n{markdown_table(df, index)}\n::::\n\n"
+        f"{{download}}`Download this table as CSV <{link}>`"
+    )
+
+
+@dataclass
+class ReaderModel:
+    """A trained CLIP for the exercises, with the corpus it was trained on (see `reader_model`)."""
+
+    model: object
+    tokenizer: object
+    corpus_dir: Path
+    size: int
+    profile: str
+    fallback: bool
+
+    def notice(self) -> str:
+        if not self.fallback:
+            return (f"This page uses the `{self.profile}`-profile `clip_small` model (seed 0) from "
+                    f"`runs/clip_small/{self.profile}/seed0/` and the corpus at `{self.corpus_dir}`.")
+        return (
+            "```{note}\nNo locally trained `clip_small` model and corpus were found (`runs/clip_small/cpu/seed0/` "
+            "and a built full corpus; model weights are not committed), so a **smoke-profile model was trained on "
+            "the generated shapes corpus while this page executed** (seconds). Its answers are about coloured "
+            "shapes. Run `make data` and `repro run clip_small --profile cpu` to explore the real model.\n```"
+        )
+
+
+def reader_model(profiles: Sequence[str] = ("gpu", "cpu")) -> ReaderModel:
+    """The first locally trained `clip_small` model (seed 0) of `profiles` whose corpus is built, or else a smoke
+    model trained now into `_build/fallback/` (the returned `fallback` is True; show `notice()`)."""
+    from .data.build import corpus_dir
+    from .data.sources import data_dir
+    from .experiments import clip_small
+    from .experiments.common import corpus_for, trained_clip
+
+    for profile in profiles:
+        spec = clip_small.PROFILES[profile]
+        run = repo_root() / "runs"
+        corpus = corpus_dir(Path(data_dir()), spec["corpus"])
+        if (run / clip_small.NAME / profile / "seed0" / "model.safetensors").is_file() and \
+                (corpus / "manifest.json").is_file():
+            model, tokenizer, config = trained_clip(profile, 0, run)
+            return ReaderModel(model, tokenizer, corpus, config.data_size, profile, False)
+    fb_results, fb_runs = _fallback_dirs(clip_small.NAME)
+    model, tokenizer, config = trained_clip("smoke", 0, fb_runs, fb_results)
+    return ReaderModel(model, tokenizer, corpus_for("smoke"), config.data_size, "smoke", True)

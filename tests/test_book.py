@@ -1,0 +1,103 @@
+"""The book's helpers (`repro.book`): committed results are preferred, missing ones are produced at the smoke
+profile outside `results/` and flagged; tables are numbered MyST with a CSV; the citation file is valid."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from repro import book
+from repro.experiments.results import write_result
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def chapter_dir(tmp_path, monkeypatch) -> Path:
+    """A fake book: a root with _toc.yml, the working directory set to its chapters/ folder as during a build."""
+    (tmp_path / "_toc.yml").write_text("root: chapters/intro\n")
+    chapters = tmp_path / "chapters"
+    chapters.mkdir()
+    monkeypatch.chdir(chapters)
+    monkeypatch.delenv("REPRO_PROFILE", raising=False)
+    monkeypatch.delenv("REPRO_FALLBACK_DIR", raising=False)
+    return chapters
+
+
+def test_repo_root_is_found_from_a_chapter(chapter_dir) -> None:
+    assert book.repo_root() == chapter_dir.parent.resolve()
+
+
+def test_committed_results_are_preferred_gpu_first(chapter_dir) -> None:
+    root = chapter_dir.parent / "results"
+    for profile in ("cpu", "gpu"):
+        for seed in range(2):
+            write_result("clip_small", profile, seed, {"seed": seed}, {"acc": 0.1 * (seed + 1)}, 1.0, root=root)
+    found = book.experiment_results("clip_small")
+    assert (found.profile, found.seeds, found.fallback, found.notice()) == ("gpu", [0, 1], False, "")
+    assert found.values("acc") == pytest.approx([0.1, 0.2])
+    assert "profile **gpu**" in found.provenance() and "seeds 0, 1" in found.provenance()
+    assert book.experiment_results("clip_small", profiles=["cpu"]).profile == "cpu"
+
+
+def test_active_profile_selects_results(chapter_dir, monkeypatch) -> None:
+    write_result("clip_small", "cpu", 0, {}, {"acc": 0.5}, 1.0, root=chapter_dir.parent / "results")
+    monkeypatch.setenv("REPRO_PROFILE", "cpu")
+    assert book.experiment_results("clip_small").profile == "cpu"
+
+
+def test_unknown_active_profile_is_a_clear_error(chapter_dir, monkeypatch) -> None:
+    monkeypatch.setenv("REPRO_PROFILE", "tpu")
+    with pytest.raises(ValueError, match="has no profile 'tpu'"):
+        book.experiment_results("clip_small")
+
+
+def test_missing_results_run_the_smoke_profile_outside_results(chapter_dir, monkeypatch, tmp_path_factory) -> None:
+    monkeypatch.setenv("REPRO_DATA", str(tmp_path_factory.mktemp("data")))
+    found = book.experiment_results("clip_small")
+    assert found.fallback and found.profile == "smoke" and len(found.records) == 1
+    assert "smoke" in found.notice() and found.notice().startswith("```{warning}")
+    assert not (chapter_dir.parent / "results").exists()
+    assert (chapter_dir.parent / "_build" / "fallback" / "results" / "clip_small" / "smoke" / "seed0.json").is_file()
+    again = book.experiment_results("clip_small")  # reused, not re-run
+    assert again.records[0]["created"] == found.records[0]["created"]
+
+
+def test_fmt_ci() -> None:
+    assert book.fmt_ci({"mean": 0.25, "ci95": 0.05, "n": 3}) == "25.0 ± 5.0"
+    assert book.fmt_ci({"mean": 0.25, "ci95": math.nan, "n": 1}) == "25.0"
+    assert book.fmt_ci({"mean": 14.05, "ci95": 0.04, "n": 3}, scale=1.0, digits=2) == "14.05 ± 0.04"
+
+
+def test_table_is_numbered_myst_with_a_csv(chapter_dir) -> None:
+    df = pd.DataFrame({"model": ["a|b", "c"], "acc": [0.123456, math.nan]})
+    text = book.table(df, "tab-demo", "A demo\n`table`.")
+    assert text.startswith("::::{table} A demo `table`.\n:name: tab-demo\n")  # a colon fence: backticks allowed
+    assert "| a\\|b | 0.1235 |" in text and "| c | — |" in text
+    assert "{download}`Download this table as CSV <../_build/tables/tab-demo.csv>`" in text
+    assert pd.read_csv(chapter_dir.parent / "_build" / "tables" / "tab-demo.csv")["acc"][0] == pytest.approx(0.123456)
+    with pytest.raises(ValueError, match="table name 'Bad Name'"):
+        book.table(df, "Bad Name", "x")
+
+
+def test_citation_file_is_valid_cff() -> None:
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text(encoding="utf-8"))
+    assert cff["cff-version"] == "1.2.0"
+    assert {"message", "title", "authors", "version", "license"} <= set(cff)
+    [paper] = cff["references"]
+    assert paper["title"] == "Learning Transferable Visual Models From Natural Language Supervision"
+    assert paper["year"] == 2021
+
+
+def test_every_cited_key_is_in_the_bibliography() -> None:
+    import re
+
+    keys = set(re.findall(r"^@\w+\{([^,]+),", (ROOT / "references.bib").read_text(encoding="utf-8"), re.M))
+    cited = {key.strip() for path in (ROOT / "chapters").glob("*.md")
+             for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", path.read_text(encoding="utf-8"))
+             for key in group.split(",")}
+    assert cited <= keys, f"cited but not in references.bib: {sorted(cited - keys)}"

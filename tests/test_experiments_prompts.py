@@ -1,0 +1,66 @@
+"""The `prompts` experiment (paper §3.1.4, Figure 4) end to end at the smoke profile: the class-name, single-template
+and ensemble modes for every suite, and the ensemble of one template behaving exactly as that template alone."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from repro.evaluate.runner import SplitCache, load_suites
+from repro.experiments import get, prompts
+from repro.experiments.common import corpus_for, trained_clip
+from repro.experiments.results import load_results
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """One smoke run of `prompts` (training the smoke clip_small first) into temporary data/results/run dirs."""
+    root = tmp_path_factory.mktemp("prompts")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("REPRO_DATA", str(root / "data"))
+        path = prompts.run("smoke", 0, root / "runs", results_root=root / "results")
+        yield {"root": root, "path": path, "corpus": corpus_for("smoke")}
+
+
+def test_profiles_match_clip_small() -> None:
+    assert get("prompts") is prompts
+    assert {p: s["seeds"] for p, s in prompts.PROFILES.items()} == {"smoke": 1, "cpu": 3, "gpu": 3}
+
+
+def test_smoke_run_has_every_mode_for_every_suite(smoke_run) -> None:
+    [record] = load_results("prompts", "smoke", root=smoke_run["root"] / "results")
+    assert record["experiment"] == "prompts" and record["config"]["corpus"] == "smoke"
+    suites = load_suites(smoke_run["corpus"])
+    assert set(record["metrics"]) == {s.name for s in suites}
+    for suite in suites:
+        entry = record["metrics"][suite.name]
+        assert set(prompts.MODES) <= set(entry)
+        assert entry["templates"] == list(suite.templates) and entry["n_templates"] == len(suite.templates)
+        assert entry["single_template"] == suite.templates[0]
+        for mode in prompts.MODES:
+            result = entry[mode]
+            assert set(prompts.KEPT) <= set(result)
+            assert result["shift"] == suite.shift and result["n_classes"] == len(suite.classes) and result["n"] > 0
+            for key in ("top1", "top5", "mean_per_class_recall"):
+                assert result[key] is None or 0.0 <= result[key] <= 1.0
+        per_template = entry["ensemble"]["per_template"]
+        assert list(per_template) == list(suite.templates)
+        assert all(0.0 <= v <= 1.0 for v in per_template.values())
+        # the first template's own accuracy inside the ensemble run is the single-template mode's accuracy
+        assert per_template[suite.templates[0]] == entry["single"]["top1"]
+    # the clip_small model was trained once (its result is there) and is reused, not retrained
+    assert load_results("clip_small", "smoke", root=smoke_run["root"] / "results")
+
+
+def test_ensemble_of_one_template_is_that_template(smoke_run, monkeypatch) -> None:
+    monkeypatch.setenv("REPRO_DATA", str(smoke_run["root"] / "data"))
+    model, tokenizer, config = trained_clip("smoke", 0, smoke_run["root"] / "runs")
+    cache = SplitCache(model, smoke_run["corpus"], config.data_size)
+    suite = next(s for s in load_suites(smoke_run["corpus"]) if len(s.templates) > 1)
+    one = replace(suite, templates=suite.templates[:1])
+    out = prompts.evaluate_modes(model, tokenizer, cache.split(one.split), one, cache.features(one.split))
+    ensemble = dict(out["ensemble"])
+    assert ensemble.pop("per_template") == {one.templates[0]: out["single"]["top1"]}
+    assert ensemble == out["single"]
+    assert out["n_templates"] == 1 and out["templates"] == [suite.templates[0]]
