@@ -53,3 +53,14 @@ def trained_clip(profile: str, seed: int, workdir: Path, results_root: Path | No
     model, _ = load(run_dir / "model.safetensors")
     config = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text(encoding="utf-8")))
     return model.eval(), model.tokenizer, config
+
+
+def trained_clip_with_corpus(profile: str, seed: int, workdir: Path, results_root: Path | None = None):
+    """`trained_clip` plus the profile's corpus and a `SplitCache` over it at the model's training resolution:
+    (model, tokenizer, train config, corpus directory, cache) — what every evaluation-only experiment starts from."""
+    from ..evaluate.runner import SplitCache
+    from . import clip_small
+
+    model, tokenizer, config = trained_clip(profile, seed, Path(workdir), results_root)
+    corpus = corpus_for(clip_small.PROFILES[profile]["corpus"])
+    return model, tokenizer, config, corpus, SplitCache(model, corpus, config.data_size)

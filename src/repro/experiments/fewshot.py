@@ -43,7 +43,7 @@ from ..evaluate.probe import (
 from ..evaluate.runner import SplitCache, load_suites
 from ..evaluate.zeroshot import zeroshot_classifier
 from . import clip_small
-from .common import corpus_for, trained_clip
+from .common import trained_clip_with_corpus
 from .results import write_result
 
 NAME = "fewshot"
@@ -254,9 +254,7 @@ def run(profile: str, seed: int, workdir: Path, results_root: Path | None = None
     """Zero-shot, full and k-shot linear probes for every task of the profile on one seed's `clip_small`."""
     spec = PROFILES[profile]
     start = time.time()
-    model, tokenizer, config = trained_clip(profile, seed, Path(workdir), results_root)
-    corpus = corpus_for(spec["corpus"])
-    cache = SplitCache(model, corpus, config.data_size)
+    model, tokenizer, config, corpus, cache = trained_clip_with_corpus(profile, seed, workdir, results_root)
     suites = load_suites(corpus)
     metrics: dict[str, dict] = {}
     with torch.no_grad():

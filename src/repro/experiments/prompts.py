@@ -14,10 +14,10 @@ import torch
 
 from ..data.pack import PackedSplit
 from ..data.suites import Suite
-from ..evaluate.runner import SplitCache, load_suites
+from ..evaluate.runner import load_suites
 from ..evaluate.zeroshot import CLASSNAME_ONLY, zeroshot_eval
 from . import clip_small
-from .common import corpus_for, trained_clip
+from .common import trained_clip_with_corpus
 from .results import write_result
 
 NAME = "prompts"
@@ -54,9 +54,7 @@ def run(profile: str, seed: int, workdir: Path, results_root: Path | None = None
     """Evaluate one seed's trained `clip_small` in the three prompt modes on every suite; returns the result path."""
     spec = PROFILES[profile]
     start = time.time()
-    model, tokenizer, config = trained_clip(profile, seed, Path(workdir), results_root)
-    corpus = corpus_for(spec["corpus"])
-    cache = SplitCache(model, corpus, config.data_size)
+    model, tokenizer, config, corpus, cache = trained_clip_with_corpus(profile, seed, workdir, results_root)
     metrics = {}
     with torch.no_grad():
         for suite in load_suites(corpus):
