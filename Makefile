@@ -44,11 +44,13 @@ check-book:
 data: $(VENV)/.book-installed
 	$(BIN)/repro data build --corpus full --summary-dir results/data/full
 
-## reproduce: re-run every experiment at PROFILE (cpu: ~1-2 hours on 2 cores; gpu: one H100), overwriting
-## results/NAME/PROFILE/, then rebuild the book from those results (PROFILE=smoke runs in seconds, for a check)
+## reproduce: re-run every experiment at PROFILE (cpu: ~3 hours on 2 cores; gpu: one H100), overwriting
+## results/NAME/PROFILE/ and retraining everything cached under runs/*/PROFILE/, then rebuild the book from those
+## results (PROFILE=smoke runs in seconds, for a check)
 PROFILE ?= cpu
 reproduce: $(VENV)/.book-installed
 	@if [ "$(PROFILE)" != smoke ]; then $(BIN)/repro data build --corpus full --summary-dir results/data/full; fi
+	rm -rf runs/*/$(PROFILE)
 	for name in $$($(BIN)/python -c "from repro.experiments import EXPERIMENTS; print(*EXPERIMENTS)"); do \
 		$(BIN)/repro run $$name --profile $(PROFILE) --workdir runs --force || exit 1; done
 	rm -rf _build/fallback _build/tables

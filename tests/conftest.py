@@ -4,8 +4,10 @@ so single files are loaded by path instead."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -35,3 +37,20 @@ def load_openai_module(name: str) -> ModuleType:
 def openai_model() -> ModuleType:
     """OpenAI's `clip/model.py` (CLIP, build_model, convert_weights)."""
     return load_openai_module("model")
+
+
+@contextlib.contextmanager
+def smoke_experiment(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[dict]:
+    """One smoke run of experiment `name` (training the smoke clip_small first when it needs it) into temporary
+    data / runs / results folders, with REPRO_DATA pointing there while the block runs. Yields {"root", "path" (the
+    result file), "record" (its contents), "corpus" (the smoke corpus)}."""
+    from repro.experiments import get
+    from repro.experiments.common import corpus_for
+    from repro.experiments.results import load_results
+
+    root = tmp_path_factory.mktemp(name)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("REPRO_DATA", str(root / "data"))
+        path = get(name).run("smoke", 0, root / "runs", results_root=root / "results")
+        [record] = load_results(name, "smoke", root=root / "results")
+        yield {"root": root, "path": path, "record": record, "corpus": corpus_for("smoke")}

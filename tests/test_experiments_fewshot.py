@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import smoke_experiment
 
 from repro.evaluate.probe import few_shot, linear_probe
 from repro.experiments import fewshot, get
@@ -19,11 +20,8 @@ CURVE = (0.2, 0.3, 0.4, 0.5, 0.6)
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     """One smoke run of `fewshot` (training the smoke clip_small first) into temporary data/results/run dirs."""
-    root = tmp_path_factory.mktemp("fewshot")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("REPRO_DATA", str(root / "data"))
-        path = fewshot.run("smoke", 0, root / "runs", results_root=root / "results")
-        yield {"root": root, "path": path}
+    with smoke_experiment(tmp_path_factory, "fewshot") as run:
+        yield run
 
 
 def test_profiles_match_clip_small() -> None:

@@ -8,11 +8,12 @@ import math
 
 import numpy as np
 import pytest
+from conftest import smoke_experiment
 
 from repro.evaluate.runner import SplitCache, load_suites
 from repro.evaluate.zeroshot import zeroshot_eval
 from repro.experiments import get, limitations
-from repro.experiments.common import corpus_for, trained_clip
+from repro.experiments.common import trained_clip
 from repro.experiments.results import load_results
 
 METHODS = ("zeroshot", "zeroshot_inverted", "probe_clip", "probe_pixels")
@@ -21,12 +22,8 @@ METHODS = ("zeroshot", "zeroshot_inverted", "probe_clip", "probe_pixels")
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     """One smoke run of `limitations` (training the smoke clip_small first) into temporary data/results/run dirs."""
-    root = tmp_path_factory.mktemp("limitations")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("REPRO_DATA", str(root / "data"))
-        path = limitations.run("smoke", 0, root / "runs", results_root=root / "results")
-        [record] = load_results("limitations", "smoke", root=root / "results")
-        yield {"root": root, "path": path, "record": record, "corpus": corpus_for("smoke")}
+    with smoke_experiment(tmp_path_factory, "limitations") as run:
+        yield run
 
 
 def _fraction(value: float | None) -> bool:

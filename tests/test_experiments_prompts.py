@@ -6,21 +6,19 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from conftest import smoke_experiment
 
 from repro.evaluate.runner import SplitCache, load_suites
 from repro.experiments import get, prompts
-from repro.experiments.common import corpus_for, trained_clip
+from repro.experiments.common import trained_clip
 from repro.experiments.results import load_results
 
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     """One smoke run of `prompts` (training the smoke clip_small first) into temporary data/results/run dirs."""
-    root = tmp_path_factory.mktemp("prompts")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("REPRO_DATA", str(root / "data"))
-        path = prompts.run("smoke", 0, root / "runs", results_root=root / "results")
-        yield {"root": root, "path": path, "corpus": corpus_for("smoke")}
+    with smoke_experiment(tmp_path_factory, "prompts") as run:
+        yield run
 
 
 def test_profiles_match_clip_small() -> None:

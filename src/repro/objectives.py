@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .losses import clip_loss
+from .models import resnet
 from .models.clip import CLIP, CLIPConfig
 from .models.layers import LayerNorm, Transformer
-from .models.resnet import resnet101
 from .models.vision import ModifiedResNet, VisionTransformer
 
 LossAndMetrics = tuple[Tensor, dict[str, float]]  # (scalar loss, metrics to log)
@@ -353,8 +353,8 @@ def make_objective(kind: str, config: CLIPConfig, **kw) -> Objective:
 
     kw: "clip"/"bow-contrastive": learn_temperature, clamp, fixed_temperature. "caption-lm": width, layers
     (default: the config's text transformer), tie_embeddings. "supervised": num_classes (required), and either
-    classifier (a torchvision-layout ResNet) or width (default 64) and small_input (default True) for
-    `resnet101`."""
+    classifier (a torchvision-layout ResNet) or depth (18, 34, 50, 101 — the default — or 152), width (default 64)
+    and small_input (default True) for `resnet{depth}`."""
     if kind == "clip":
         return ContrastiveObjective(CLIP(config), **kw)
     if kind == "bow-contrastive":
@@ -374,7 +374,10 @@ def make_objective(kind: str, config: CLIPConfig, **kw) -> Objective:
         num_classes = kw.pop("num_classes")
         classifier = kw.pop("classifier", None)
         if classifier is None:
-            small_input = kw.pop("small_input", True)
-            classifier = resnet101(num_classes, small_input=small_input, width=kw.pop("width", 64))
+            depth = kw.pop("depth", 101)
+            build = getattr(resnet, f"resnet{depth}", None) if depth in (18, 34, 50, 101, 152) else None
+            if build is None:
+                raise ValueError(f"no ResNet of depth {depth!r}; expected 18, 34, 50, 101 or 152")
+            classifier = build(num_classes, small_input=kw.pop("small_input", True), width=kw.pop("width", 64))
         return SupervisedObjective(classifier, num_classes, kw.pop("image_resolution", config.image_resolution), **kw)
     raise ValueError(f"unknown objective kind {kind!r}; expected one of {', '.join(KINDS)}")

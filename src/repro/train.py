@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -54,7 +55,9 @@ class TrainConfig:
     model_overrides: dict = field(default_factory=dict)  # CLIPConfig fields replacing the preset's
     objective: str = "clip"  # clip | bow-contrastive | bow-predict | caption-lm | supervised
     label: str = "subcategory"  # the label field of the supervised objective
-    baseline_width: int = 64  # base width of the supervised ResNet-101 (64 is torchvision's)
+    label_classes: list[str] | None = None  # its classes in this order (rows with other values are left out)
+    baseline_depth: int = 101  # the supervised baseline: a torchvision-layout ResNet-18/34/50/101/152
+    baseline_width: int = 64  # its base width (64 is torchvision's)
     temperature: str = "learnable"  # learnable (clamped at 100) | unclamped | fixed
     fixed_temperature: float = 0.07
     tokenizer: str = "train"  # "train": learn BPE on the training captions; "openai"; or a tokenizer JSON path
@@ -64,7 +67,7 @@ class TrainConfig:
     lr: float = 5e-4
     weight_decay: float = 0.2
     warmup_steps: int = 100
-    betas: tuple[float, float] | None = None  # None: (0.9, 0.98) for ViT, (0.9, 0.999) for ResNet (paper)
+    betas: tuple[float, float] | None = None  # None: (0.9, 0.98) for ViT, (0.9, 0.999) for ResNets (paper)
     eps: float | None = None  # None: 1e-6 for ViT, 1e-8 for ResNet
     min_crop_scale: float = 0.5
     precision: str = "fp32"  # fp32 | bf16
@@ -117,11 +120,15 @@ class TrainData:
         self.classes: list[str] = []
         self.labels: torch.Tensor | None = None
         if config.objective == "supervised":
+            if config.label not in packed.fields:
+                raise ValueError(f"{path}: no label field {config.label!r}; fields: {sorted(packed.fields)}")
             values = packed.fields[config.label]
-            self.classes = sorted(set(values[:n]) - {""})
-            if len(self.classes) < 2:
-                raise ValueError(f"{path}: label field {config.label!r} has fewer than 2 classes")
-            keep = [i for i in keep if values[i]]
+            self.classes = list(config.label_classes or sorted(set(values[:n]) - {""}))
+            if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
+                raise ValueError(f"{path}: label field {config.label!r} needs 2 or more distinct classes, got "
+                                 f"{self.classes[:5]}")
+            wanted = set(self.classes)
+            keep = [i for i in keep if values[i] in wanted]
             index = {c: k for k, c in enumerate(self.classes)}
             self.labels = torch.tensor([index[values[i]] for i in keep], device=device)
         if not keep:
@@ -227,10 +234,13 @@ def _truncate_log(path: Path, step: int) -> None:
         atomic_write_text(path, "".join(ln + "\n" for ln in lines))
 
 
-def train(config: TrainConfig, resume: bool = False, stop_after: int | None = None) -> dict:
+def train(config: TrainConfig, resume: bool = False, stop_after: int | None = None,
+          callback: Callable[[int, nn.Module], None] | None = None) -> dict:
     """Train as `config` says; returns a summary (steps, loss, throughput, paths). `resume` continues from
     out_dir/checkpoint.safetensors; `stop_after` ends the process's work after that many steps (for tests of
-    interrupted runs) without changing the schedule."""
+    interrupted runs) without changing the schedule. `callback(steps_done, objective)` runs on rank 0 after every
+    optimizer step (e.g. to evaluate during training, for curves against images seen); the objective is back in
+    training mode afterwards and its time is not counted in the throughput."""
     from .objectives import make_objective
 
     rank, world = _init_distributed()
@@ -254,10 +264,10 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
         raise ValueError(f"temperature must be one of {list(temperature)}, got {config.temperature!r}")
     kw = temperature[config.temperature] if config.objective in ("clip", "bow-contrastive") else {}
     if config.objective == "supervised":
-        kw = {"num_classes": len(data.classes), "width": config.baseline_width}
+        kw = {"num_classes": len(data.classes), "width": config.baseline_width, "depth": config.baseline_depth}
     objective = make_objective(config.objective, clip_config, **kw)
     objective.to(device)
-    vit = clip_config.is_vit
+    vit = clip_config.is_vit and config.objective != "supervised"  # the supervised baseline is a ResNet
     betas = config.betas or ((0.9, 0.98) if vit else (0.9, 0.999))
     eps = config.eps or (1e-6 if vit else 1e-8)
     opt = torch.optim.AdamW(param_groups(objective, config.weight_decay), lr=config.lr, betas=betas, eps=eps,
@@ -324,6 +334,11 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
             bar.set_postfix(loss=f"{last['loss']:.3f}")
         if rank == 0 and ((step + 1) % config.checkpoint_every == 0 or step + 1 == total):
             save_checkpoint(ckpt_path, objective, opt, sched, step + 1, tokenizer, config)
+        if callback is not None and rank == 0:
+            paused = time.time()
+            callback(step + 1, objective)
+            objective.train()
+            t0 += time.time() - paused
     bar.close()
     wall = time.time() - t0
     if rank == 0 and end == total and hasattr(objective.model, "encode_text") and hasattr(objective.model, "visual"):

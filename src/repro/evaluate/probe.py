@@ -53,7 +53,7 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, C: float, max_iter: int = 1000) -
         return model.fit(x, y)
 
 
-def _evaluate(model: LogisticRegression, x: np.ndarray, y: np.ndarray) -> tuple[int, float]:
+def evaluate_fit(model: LogisticRegression, x: np.ndarray, y: np.ndarray) -> tuple[int, float]:
     """(correct predictions, summed log-loss) on (x, y); a class unseen in training has probability ~0."""
     proba = model.predict_proba(x)
     column = {c: i for i, c in enumerate(model.classes_)}
@@ -132,7 +132,7 @@ def linear_probe(
     val_x, val_y = train_x[val_rows], train_y[val_rows]
 
     def score(C: float) -> tuple[float, float]:
-        correct, loss = _evaluate(fit_logistic(train_x[fit_rows], train_y[fit_rows], C, max_iter), val_x, val_y)
+        correct, loss = evaluate_fit(fit_logistic(train_x[fit_rows], train_y[fit_rows], C, max_iter), val_x, val_y)
         return correct / len(val_rows), loss / len(val_rows)
 
     best_C, scores = search_C(score)
@@ -156,21 +156,21 @@ def sample_shots(y: np.ndarray, k: int, seed: int, draw: int) -> np.ndarray:
     return np.sort(np.concatenate(rows))
 
 
-def _cv_score(x: np.ndarray, y: np.ndarray, folds: list[np.ndarray], max_iter: int) -> Callable[[float], tuple]:
+def cv_score(x: np.ndarray, y: np.ndarray, folds: list[np.ndarray], max_iter: int) -> Callable[[float], tuple]:
     """score(C) for `search_C`: accuracy and mean log-loss over the held-out rows of all folds."""
 
     def score(C: float) -> tuple[float, float]:
         correct, loss, n = 0, 0.0, 0
         for held in folds:
             keep = np.setdiff1d(np.arange(len(y)), held)
-            c, l_ = _evaluate(fit_logistic(x[keep], y[keep], C, max_iter), x[held], y[held])
+            c, l_ = evaluate_fit(fit_logistic(x[keep], y[keep], C, max_iter), x[held], y[held])
             correct, loss, n = correct + c, loss + l_, n + len(held)
         return correct / n, loss / n
 
     return score
 
 
-def _shot_folds(y: np.ndarray, n_folds: int) -> list[np.ndarray]:
+def shot_folds(y: np.ndarray, n_folds: int) -> list[np.ndarray]:
     """Fold j holds out the j-th row (in row order) of each class with at least 2 rows and more than j; a class
     always keeps a training row, and folds that would leave fewer than 2 classes to train on are dropped."""
     by_class = [np.flatnonzero(y == c) for c in np.unique(y)]
@@ -212,9 +212,9 @@ def few_shot(
         for draw in range(draws):
             rows = sample_shots(train_y, k, seed, draw)
             x, y = train_x[rows], train_y[rows]
-            folds = _shot_folds(y, min(k, max_folds)) if k >= 2 else []
+            folds = shot_folds(y, min(k, max_folds)) if k >= 2 else []
             if folds:
-                C, selection = search_C(_cv_score(x, y, folds, max_iter))[0], "cv"
+                C, selection = search_C(cv_score(x, y, folds, max_iter))[0], "cv"
             else:
                 C, selection = ONE_SHOT_C, "fixed"
             top1, recall = _accuracy_and_recall(fit_logistic(x, y, C, max_iter), test_x, test_y)

@@ -13,6 +13,10 @@ EXPERIMENTS = {
     "fewshot": "zero-shot vs a full linear probe and k-shot probes on the same features (paper Figures 5–7)",
     "limitations": "where zero-shot is weak (§6): real photos vs raw-pixel logistic regression and a CLIP probe",
     "search": "retrieval and semantic search: top images for text queries and top captions for images (§3.1)",
+    "objectives": "zero-shot accuracy vs images seen for four training objectives, same image encoder (Figure 2)",
+    "temperature": "the softmax temperature fixed at six values vs learnable (clamped, unclamped): accuracy, stability",
+    "robustness": "supervised ResNets vs zero-shot CLIP under held-out styles: effective robustness (Figures 13–14)",
+    "adaptation": "adapting CLIP: zero-shot vs linear probe vs LoRA vs full fine-tuning, robustness to held-out styles",
 }
 
 

@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
+
+import torch
 
 from ..data.build import BuildConfig, build, corpus_dir
 from ..data.sources import data_dir
 
 log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def limited_threads(threads: int | None) -> Iterator[None]:
+    """torch and BLAS/OpenMP (scikit-learn's L-BFGS) limited to `threads` inside the block; None changes nothing."""
+    if threads is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(limits=threads):
+            yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def corpus_for(corpus: str) -> Path:
@@ -64,3 +85,38 @@ def trained_clip_with_corpus(profile: str, seed: int, workdir: Path, results_roo
     model, tokenizer, config = trained_clip(profile, seed, Path(workdir), results_root)
     corpus = corpus_for(clip_small.PROFILES[profile]["corpus"])
     return model, tokenizer, config, corpus, SplitCache(model, corpus, config.data_size)
+
+
+def shared_tokenizer(corpus: Path, vocab_size: int, workdir: Path, train_split: str = "train", size: int = 32) -> str:
+    """Path of the BPE tokenizer learned on `corpus`'s training captions (as `TrainConfig(tokenizer="train")` learns
+    it), learned once under `workdir/tokenizers/` and shared by every run of a sweep — the same vocabulary for every
+    setting, and seconds saved per run."""
+    from ..data.pack import load_packed
+    from ..tokenizer import Tokenizer
+
+    path = Path(workdir) / "tokenizers" / f"{Path(corpus).name}_{train_split}_{vocab_size}.json"
+    if not path.is_file():
+        packed = load_packed(Path(corpus) / "packed" / f"{train_split}_{size}.npz")
+        tokenizer = Tokenizer.train([c for cs in packed.captions for c in cs], vocab_size)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tokenizer.save(path)  # atomic
+    return str(path)
+
+
+def train_with_snapshots(config, snapshots: int, evaluate) -> tuple[dict, list[dict]]:
+    """Train `config` (a `TrainConfig` with `steps` set), calling `evaluate(objective)` -> dict at `snapshots`
+    evenly spaced steps (the last is the end of training); returns the training summary and one row per snapshot
+    {"step", "images_seen", **evaluate(...)} — curves of accuracy against images seen (paper Figure 2)."""
+    from ..train import train
+
+    if not config.steps:
+        raise ValueError("train_with_snapshots needs config.steps")
+    at = {max(1, round(config.steps * (k + 1) / snapshots)) for k in range(snapshots)}
+    rows: list[dict] = []
+
+    def callback(step: int, objective) -> None:
+        if step in at:
+            rows.append({"step": step, "images_seen": step * config.batch_size, **evaluate(objective)})
+            log.info("step %d: %s", step, {k: v for k, v in rows[-1].items() if isinstance(v, float)})
+
+    return train(config, callback=callback), rows

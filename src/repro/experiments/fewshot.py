@@ -32,18 +32,18 @@ from ..data.suites import Suite
 from ..evaluate.features import encode_images, normalize
 from ..evaluate.probe import (
     ONE_SHOT_C,
-    _cv_score,
-    _evaluate,
-    _shot_folds,
+    cv_score,
+    evaluate_fit,
     fit_logistic,
     sample_shots,
     search_C,
+    shot_folds,
     stratified_holdout,
 )
 from ..evaluate.runner import SplitCache, load_suites
 from ..evaluate.zeroshot import zeroshot_classifier
 from . import clip_small
-from .common import trained_clip_with_corpus
+from .common import limited_threads, trained_clip_with_corpus
 from .results import write_result
 
 NAME = "fewshot"
@@ -117,7 +117,7 @@ def probe_task(
         raise ValueError("no validation rows: every class has a single pool example")
 
     def score(C: float) -> tuple[float, float]:
-        correct, loss = _evaluate(fit_logistic(pool_x[fit_rows], pool_y[fit_rows], C, max_iter), pool_x[val_rows],
+        correct, loss = evaluate_fit(fit_logistic(pool_x[fit_rows], pool_y[fit_rows], C, max_iter), pool_x[val_rows],
                                   pool_y[val_rows])
         return correct / len(val_rows), loss / len(val_rows)
 
@@ -131,8 +131,8 @@ def probe_task(
         for draw in range(draws):
             rows = sample_shots(pool_y, k, seed, draw)
             x_k, y_k = pool_x[rows], pool_y[rows]
-            folds = _shot_folds(y_k, min(k, max_folds)) if k >= 2 else []
-            C = search_C(_cv_score(x_k, y_k, folds, max_iter))[0] if folds else ONE_SHOT_C
+            folds = shot_folds(y_k, min(k, max_folds)) if k >= 2 else []
+            C = search_C(cv_score(x_k, y_k, folds, max_iter))[0] if folds else ONE_SHOT_C
             model = fit_logistic(x_k, y_k, C, max_iter)
             for name, (x, y) in tests.items():
                 per_draw[name].append(_top1(model, x, y))
@@ -143,13 +143,13 @@ def probe_task(
     return out
 
 
-def _cap_per_class(rows: np.ndarray, y: np.ndarray, per_class: int, rng: np.random.Generator) -> np.ndarray:
+def cap_per_class(rows: np.ndarray, y: np.ndarray, per_class: int, rng: np.random.Generator) -> np.ndarray:
     """At most `per_class` random rows of each class (rows in sorted order)."""
     keep = [rng.permutation(rows[y[rows] == c])[:per_class] for c in np.unique(y[rows])]
     return np.sort(np.concatenate(keep)) if keep else np.array([], dtype=np.int64)
 
 
-def _zero_shot(model, tokenizer, features: torch.Tensor, labels: np.ndarray, classes: list[str],
+def zero_shot_on_features(model, tokenizer, features: torch.Tensor, labels: np.ndarray, classes: list[str],
                classnames: list[str], templates: Sequence[str]) -> float:
     """Zero-shot top-1 among `classes` (the prompt ensemble of §3.1.4) of the rows with these labels."""
     weights = zeroshot_classifier(model, tokenizer, classnames, templates)
@@ -182,14 +182,14 @@ def _run_task(model, tokenizer, cache: SplitCache, task_suites: list[Suite], own
         packed = cache.split(suite.split)
         y_all = np.asarray(packed.fields[label])
         pool_part, test_part = stratified_holdout(y_all, 0.5, rng)
-        pool_rows = _cap_per_class(pool_part, y_all, spec["per_class"], rng)
-        test_rows = {suite.shift: (suite.split, _cap_per_class(test_part, y_all, spec["test_per_class"], rng))}
+        pool_rows = cap_per_class(pool_part, y_all, spec["per_class"], rng)
+        test_rows = {suite.shift: (suite.split, cap_per_class(test_part, y_all, spec["test_per_class"], rng))}
         pool_split, pool_y = suite.split, y_all[pool_rows]
         tests_from = {suite.shift: [suite.name]}
     else:
         packed = cache.split("train")
         y_all = np.asarray(packed.fields[label])
-        pool_rows = _cap_per_class(np.flatnonzero(np.isin(y_all, list(names))), y_all, spec["per_class"], rng)
+        pool_rows = cap_per_class(np.flatnonzero(np.isin(y_all, list(names))), y_all, spec["per_class"], rng)
         pool_split, pool_y = "train", y_all[pool_rows]
         test_rows, tests_from = {}, {}
         for s in task_suites:
@@ -217,10 +217,10 @@ def _run_task(model, tokenizer, cache: SplitCache, task_suites: list[Suite], own
                 xs.append(cache.features(suite.split)[rows])
             ys.append(split_y[rows])
         x, y = torch.cat(xs), np.concatenate(ys)
-        zero[shift] = _zero_shot(model, tokenizer, x, y, classes, classnames, templates)
+        zero[shift] = zero_shot_on_features(model, tokenizer, x, y, classes, classnames, templates)
         tests[shift] = (normalize(x).numpy(), y)
 
-    with _one_thread():
+    with limited_threads(1):  # many small L-BFGS fits: threads slow them down on busy cores
         probes = probe_task(normalize(torch.as_tensor(pool_x)).numpy(), pool_y, tests, spec["shots"],
                             spec["draws"], seed, max_folds=spec["max_folds"], max_iter=spec["max_iter"])
     result: dict = {
@@ -236,18 +236,6 @@ def _run_task(model, tokenizer, cache: SplitCache, task_suites: list[Suite], own
             "shots_to_match": shots_to_match(spec["shots"], curve, zero[shift]),
         }
     return result
-
-
-class _one_thread:
-    """BLAS limited to one thread: the probes are many small L-BFGS fits, which threads slow down on busy cores."""
-
-    def __enter__(self) -> None:
-        from threadpoolctl import threadpool_limits
-
-        self.limits = threadpool_limits(1)
-
-    def __exit__(self, *exc: object) -> None:
-        self.limits.restore_original_limits()
 
 
 def run(profile: str, seed: int, workdir: Path, results_root: Path | None = None) -> Path:

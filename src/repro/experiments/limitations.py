@@ -21,11 +21,9 @@ fail. Nothing is trained here unless the `clip_small` weights of the profile and
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import time
-from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -41,7 +39,7 @@ from ..evaluate.runner import SplitCache, load_suites
 from ..evaluate.zeroshot import class_labels, zeroshot_classifier
 from ..files import atomic_write_text
 from . import clip_small
-from .common import corpus_for, trained_clip
+from .common import corpus_for, limited_threads, trained_clip
 from .results import write_result
 
 NAME = "limitations"
@@ -71,23 +69,6 @@ PROFILES = {
 
 #: Version of the raw-pixel cache entries; bump when the probe or the pixel features change.
 PIXEL_CACHE_VERSION = 1
-
-
-@contextlib.contextmanager
-def limited_threads(threads: int | None) -> Iterator[None]:
-    """torch and BLAS/OpenMP (scikit-learn's L-BFGS) limited to `threads` inside the block; None changes nothing."""
-    if threads is None:
-        yield
-        return
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with threadpool_limits(limits=threads):
-            yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def probe_split(labels: np.ndarray, train_per_class: int, test_per_class: int, max_train_fraction: float,

@@ -1,0 +1,157 @@
+"""Figure 2 (`objectives`) and the temperature ablation (`temperature`) end to end at the smoke profile, and the
+pieces they rest on: evaluation during training (`train(callback=)`), zero-shot scoring of any objective, the
+sample-efficiency ratio, the supervised baseline's label classes and depth, and the shift task."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from repro.evaluate import zeroshot_eval
+from repro.evaluate.objective_zeroshot import objective_zeroshot
+from repro.evaluate.runner import SplitCache, load_suites
+from repro.evaluate.shift import shift_task, training_rows
+from repro.experiments import get, objectives, temperature
+from repro.experiments.common import corpus_for, shared_tokenizer
+from repro.experiments.results import load_results
+from repro.objectives import make_objective
+from repro.tokenizer import Tokenizer
+from repro.train import TrainConfig, TrainData, train
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """The smoke corpus, and one smoke run of each experiment into temporary data/results/run dirs."""
+    root = tmp_path_factory.mktemp("objectives")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("REPRO_DATA", str(root / "data"))
+        corpus = corpus_for("smoke")
+        paths = {name: get(name).run("smoke", 0, root / "runs", results_root=root / "results")
+                 for name in ("objectives", "temperature")}
+        yield {"root": root, "corpus": corpus, "paths": paths}
+
+
+def _config(corpus, out, **kw) -> TrainConfig:
+    base = objectives.PROFILES["smoke"]["train"] | {"steps": 6, "warmup_steps": 2, "progress": False}
+    return TrainConfig(corpus_dir=str(corpus), out_dir=str(out), **(base | kw))
+
+
+def test_objectives_result_has_a_curve_per_objective(smoke) -> None:
+    (record,) = load_results("objectives", "smoke", smoke["root"] / "results")
+    spec = objectives.PROFILES["smoke"]
+    assert set(record["metrics"]["objectives"]) == set(objectives.OBJECTIVES)
+    for kind, result in record["metrics"]["objectives"].items():
+        seen = [r["images_seen"] for r in result["snapshots"]]
+        assert len(seen) == spec["snapshots"] and seen == sorted(seen) and seen[-1] == 12 * 32
+        for row in result["snapshots"]:
+            assert all(0 <= row[s] <= 1 for s in spec["suites"])
+        assert record["curves"][kind]["loss"]
+    table = record["metrics"]["efficiency"][spec["suites"][0]]
+    assert len(table) == 4 * 3
+
+
+def test_sample_efficiency_interpolates_in_log_images() -> None:
+    seen = (100, 200, 400, 800)
+    got = objectives.sample_efficiency(seen, (0.1, 0.2, 0.3, 0.4), 0.3)
+    assert got == {"images": pytest.approx(400.0), "ratio": pytest.approx(2.0)}
+    half = objectives.sample_efficiency(seen, (0.1, 0.2, 0.3, 0.4), 0.25)  # half-way between 200 and 400 in log
+    assert half["images"] == pytest.approx(math.sqrt(200 * 400))
+    for above in ((0.5, 0.6, 0.7, 0.8), (0.3, 0.3, 0.3, 0.3)):  # reached at the first snapshot: a lower bound
+        assert objectives.sample_efficiency(seen, above, 0.3) == {
+            "images": "<= 100", "ratio": None, "ratio_at_least": 8.0}
+    assert objectives.sample_efficiency(seen, (0.1, 0.1, 0.1, 0.1), 0.3) == {"images": "> 800", "ratio": None}
+
+
+def test_temperature_result_covers_every_setting(smoke) -> None:
+    (record,) = load_results("temperature", "smoke", smoke["root"] / "results")
+    settings = record["metrics"]["settings"]
+    assert set(settings) == set(temperature.SETTINGS)
+    for name, result in settings.items():
+        if result["diverged"]:
+            continue
+        assert all(0 <= v <= 1 for v in result["zeroshot"].values())
+        assert {"i2t_r1", "t2i_r1"} <= set(result["retrieval"])
+        temps = record["curves"][name]["temperature"]
+        if name.startswith("fixed"):
+            expected = float(name.split()[1])
+            assert np.allclose(temps, expected, rtol=1e-5) and result["final_temperature"] == pytest.approx(expected)
+        else:
+            assert result["final_logit_scale"] <= 100 + 1e-4 or name == "learnable, unclamped"
+
+
+def test_roughness() -> None:
+    assert temperature.roughness([5.0, 4.0, 3.0, 3.0, 3.0, 3.0]) == 0.0
+    assert temperature.roughness([5, 4, 3, 4, 3, 4]) == pytest.approx(1.0)
+
+
+def test_train_callback_sees_every_step_and_does_not_change_training(smoke, tmp_path) -> None:
+    seen: list[int] = []
+    modes: list[bool] = []
+
+    def callback(step, objective) -> None:
+        seen.append(step)
+        modes.append(objective.training)
+        objective.eval()  # the trainer puts it back in training mode
+
+    with_cb = train(_config(smoke["corpus"], tmp_path / "a"), callback=callback)
+    plain = train(_config(smoke["corpus"], tmp_path / "b"))
+    assert seen == list(range(1, 7)) and all(modes)
+    assert with_cb["final"]["loss"] == plain["final"]["loss"]
+
+
+def test_objective_zeroshot_equals_zeroshot_eval_for_clip(smoke, tmp_path) -> None:
+    summary = train(_config(smoke["corpus"], tmp_path / "c"))
+    objective, tokenizer = summary["objective"], summary["tokenizer"]
+    suite = next(s for s in load_suites(smoke["corpus"]) if s.name == "smoke-concept/val")
+    packed = SplitCache(None, smoke["corpus"], 32).split(suite.split)
+    mine = objective_zeroshot(objective, tokenizer, packed, suite, objective.model.context_length)
+    reference = zeroshot_eval(objective.model, tokenizer, packed, suite)
+    assert mine["top1"] == pytest.approx(reference["top1"])
+    assert mine["n"] == len(packed) and objective.training  # left in the mode it was in
+    rows = np.arange(5)
+    assert objective_zeroshot(objective, tokenizer, packed, suite, 16, rows=rows)["n"] == 5
+
+
+@pytest.mark.parametrize("kind", ["bow-predict", "caption-lm", "bow-contrastive"])
+def test_objective_zeroshot_runs_for_every_objective(smoke, kind) -> None:
+    config = _config(smoke["corpus"], "unused")
+    objective = make_objective(kind, config.clip_config())
+    tokenizer = Tokenizer.load(shared_tokenizer(smoke["corpus"], 1024, smoke["root"] / "runs"))
+    suite = next(s for s in load_suites(smoke["corpus"]) if s.name == "smoke-category/val")
+    packed = SplitCache(None, smoke["corpus"], 32).split(suite.split)
+    result = objective_zeroshot(objective, tokenizer, packed, suite, 16, templates=("a {}.",))
+    assert 0 <= result["top1"] <= 1 and result["n_templates"] == 1
+
+
+def test_shift_task_pools_classes_and_training_rows(smoke) -> None:
+    task = shift_task(smoke["corpus"], "smoke-category/")
+    assert task.in_distribution == "val" and set(task.splits) == {"val", "zeroshot", "test-outline"}
+    assert list(task.classes) == sorted(task.classes) and task.suite("val").classes == task.classes
+    packed, rows, labels = training_rows(task, smoke["corpus"], 32)
+    assert len(rows) == len(labels) and labels.max() < len(task.classes)
+    assert [task.classes[k] for k in labels[:5]] == [packed.fields[task.label][i] for i in rows[:5]]
+    with pytest.raises(ValueError, match="no suite starts with 'nope/'"):
+        shift_task(smoke["corpus"], "nope/")
+    with pytest.raises(ValueError, match="not part of task"):
+        task.suite("train")
+
+
+def test_supervised_label_classes_and_depth(smoke) -> None:
+    task = shift_task(smoke["corpus"], "smoke-category/")
+    classes = list(task.classes[:3])
+    config = _config(smoke["corpus"], "unused", objective="supervised", label="category", label_classes=classes,
+                     baseline_depth=18, baseline_width=4)
+    tokenizer = Tokenizer.load(shared_tokenizer(smoke["corpus"], 1024, smoke["root"] / "runs"))
+    data = TrainData(config, tokenizer, 16, torch.device("cpu"))
+    assert data.classes == classes and set(data.labels.tolist()) <= {0, 1, 2}
+    assert all(data.fields["category"][i] == classes[int(k)] for i, k in enumerate(data.labels))
+    objective = make_objective("supervised", config.clip_config(), num_classes=3, depth=18, width=4)
+    assert len(objective.model.layer1) == 2  # ResNet-18: two basic blocks per stage
+    with pytest.raises(ValueError, match="no ResNet of depth 20"):
+        make_objective("supervised", config.clip_config(), num_classes=3, depth=20)
+    with pytest.raises(ValueError, match="no label field 'colour'"):
+        TrainData(_config(smoke["corpus"], "unused", objective="supervised", label="colour"), tokenizer, 16,
+                  torch.device("cpu"))
