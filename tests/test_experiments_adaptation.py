@@ -29,7 +29,7 @@ def test_registered_with_the_profiles_of_clip_small() -> None:
     assert get("adaptation") is adaptation
     assert {p: s["seeds"] for p, s in adaptation.PROFILES.items()} == {"smoke": 1, "cpu": 3, "gpu": 3}
     for spec in adaptation.PROFILES.values():
-        assert spec["lora"]["lr"] > spec["full_ft"]["lr"]
+        assert min(spec["lora"]["lr_grid"]) > min(spec["full_ft"]["lr_grid"])
 
 
 def test_schema_and_accuracies(smoke_run) -> None:
