@@ -155,3 +155,18 @@ def test_supervised_label_classes_and_depth(smoke) -> None:
     with pytest.raises(ValueError, match="no label field 'colour'"):
         TrainData(_config(smoke["corpus"], "unused", objective="supervised", label="colour"), tokenizer, 16,
                   torch.device("cpu"))
+
+
+def test_cached_json_reuses_a_finished_run_only_for_an_equal_key(tmp_path) -> None:
+    from repro.experiments.common import cached_json
+
+    calls: list[int] = []
+
+    def compute() -> dict:
+        calls.append(1)
+        return {"accuracy": 0.25}
+
+    path = tmp_path / "run" / "snapshots.json"
+    assert cached_json(path, {"steps": (1, 2)}, compute) == {"accuracy": 0.25}
+    assert cached_json(path, {"steps": [1, 2]}, compute) == {"accuracy": 0.25} and len(calls) == 1
+    assert cached_json(path, {"steps": [1, 3]}, compute) == {"accuracy": 0.25} and len(calls) == 2

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -120,3 +121,20 @@ def train_with_snapshots(config, snapshots: int, evaluate) -> tuple[dict, list[d
             log.info("step %d: %s", step, {k: v for k, v in rows[-1].items() if isinstance(v, float)})
 
     return train(config, callback=callback), rows
+
+
+def cached_json(path: Path, key: object, compute: Callable[[], object]) -> object:
+    """`compute()`'s JSON-able result, stored atomically at `path` with `key` (e.g. the run's configuration) and
+    returned from there on a later call with an equal key — a finished run is not repeated when an interrupted
+    experiment is run again; a different key recomputes and overwrites."""
+    from ..files import atomic_write_text
+
+    key = json.loads(json.dumps(key, default=float))
+    if path.is_file():
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        if stored.get("key") == key:
+            return stored["value"]
+    value = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps({"key": key, "value": value}, default=float))
+    return value

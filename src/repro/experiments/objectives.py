@@ -9,7 +9,6 @@ Here each objective is trained on the corpus and scored zero-shot at evenly spac
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -17,11 +16,10 @@ from pathlib import Path
 
 from ..evaluate.objective_zeroshot import objective_zeroshot
 from ..evaluate.runner import SplitCache, load_suites
-from ..files import atomic_write_text
 from ..tokenizer import Tokenizer
 from ..train import TrainConfig, read_log
 from .clip_small import PROFILES as CLIP_PROFILES
-from .common import corpus_for, curves_from_log, shared_tokenizer, train_with_snapshots
+from .common import cached_json, corpus_for, curves_from_log, shared_tokenizer, train_with_snapshots
 from .fewshot import shots_to_match
 from .results import write_result
 
@@ -98,15 +96,13 @@ def run(profile: str, seed: int, workdir: Path, results_root: Path | None = None
             return {name: objective_zeroshot(objective, tokenizer, splits.split(suites[name].split), suites[name],
                                              context, spec["templates"])["top1"] for name in spec["suites"]}
 
-        done = Path(config.out_dir) / "snapshots.json"  # a finished objective is not retrained on a re-run
-        if done.is_file() and json.loads(done.read_text(encoding="utf-8"))["config"] == json.loads(
-                json.dumps(asdict(config))):
-            metrics["objectives"][kind] = json.loads(done.read_text(encoding="utf-8"))["result"]
-        else:
+        def trained(config=config, evaluate=evaluate) -> dict:
             summary, snapshots = train_with_snapshots(config, spec["snapshots"], evaluate)
-            metrics["objectives"][kind] = {"snapshots": snapshots, "img_s": summary["img_s"],
-                                           "train_wall_time_s": summary["wall_time_s"], "final_loss": summary["final"]}
-            atomic_write_text(done, json.dumps({"config": asdict(config), "result": metrics["objectives"][kind]}))
+            return {"snapshots": snapshots, "img_s": summary["img_s"], "train_wall_time_s": summary["wall_time_s"],
+                    "final_loss": summary["final"]}
+
+        # a finished objective is not retrained when the experiment is run again
+        metrics["objectives"][kind] = cached_json(Path(config.out_dir) / "snapshots.json", asdict(config), trained)
         curves[kind] = curves_from_log(read_log(Path(config.out_dir) / "metrics.jsonl"), ("loss",))
     metrics["efficiency"] = efficiency_table(metrics["objectives"], spec["suites"])
     settings = {"train": asdict(base) | {"tokenizer": tokenizer_path}, "corpus": spec["corpus"],

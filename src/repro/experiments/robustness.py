@@ -22,7 +22,6 @@ protocol (the same pool of training images, per-class caps, C search and test po
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -35,10 +34,9 @@ from ..evaluate.features import encode_images, model_device, normalize
 from ..evaluate.robustness import effective_robustness, relative_robustness_gap_reduction
 from ..evaluate.shift import ShiftTask, shift_task, training_rows
 from ..evaluate.zeroshot import zeroshot_eval
-from ..files import atomic_write_text
 from ..train import TrainConfig, read_log, train
 from . import clip_small, fewshot
-from .common import limited_threads, trained_clip_with_corpus
+from .common import cached_json, limited_threads, trained_clip_with_corpus
 from .results import write_result
 
 NAME = "robustness"
@@ -159,17 +157,16 @@ def _reference(name: str, model_spec: dict, spec: dict, profile: str, task: Shif
     workdir, so every seed's trend uses the same ResNet-18/50 points."""
     seed = spec["reference_seed"]
     folder = workdir / NAME / profile / "reference" / name
-    cache = folder / "snapshots.json"
     key = {"model": model_spec, "seed": seed, "prefix": spec["prefix"], "snapshots": list(spec["snapshots"]),
            "n": {split: len(y) for split, (_, y) in evals.items()}}
-    if cache.is_file():
-        stored = json.loads(cache.read_text(encoding="utf-8"))
-        if stored.get("key") == json.loads(json.dumps(key)):
-            return stored["metrics"], stored["curves"]
-    metrics, curves, _ = _train_and_snapshot(name, model_spec, seed, task, corpus, folder, tokenizer_path,
-                                             spec["data_size"], spec["snapshots"], evals)
-    atomic_write_text(cache, json.dumps({"key": key, "metrics": metrics, "curves": curves}, default=float))
-    return metrics, curves
+
+    def trained() -> dict:
+        metrics, curves, _ = _train_and_snapshot(name, model_spec, seed, task, corpus, folder, tokenizer_path,
+                                                 spec["data_size"], spec["snapshots"], evals)
+        return {"metrics": metrics, "curves": curves}
+
+    stored = cached_json(folder / "snapshots.json", key, trained)
+    return stored["metrics"], stored["curves"]
 
 
 def robustness_metrics(trend: list[dict[str, float]], models: dict[str, dict[str, float]], in_split: str,
