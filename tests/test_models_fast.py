@@ -1,5 +1,5 @@
 """The exact shortcuts of `repro.models` (issue 5): QuickGELU's hand-written backward, the last block evaluated only
-at the pooled token (`Transformer.forward_at`) and text trimmed after the batch's last end token. Each must give
+at the pooled token (`Transformer.forward_at`) and text packed without padding (`Packing`). Each must give
 the same features *and the same parameter gradients* as the plain full computation, and as OpenAI's model."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from torch import nn
 
 from repro.losses import clip_loss
 from repro.models import CLIP, QuickGELU, Transformer, build_model
-from repro.models.layers import _QuickGELUFunction
+from repro.models.layers import Packing, _QuickGELUFunction
 
 
 def gradients(model: nn.Module, fn: Callable[[], torch.Tensor], seed: int = 1) -> tuple[torch.Tensor, dict]:
@@ -64,6 +64,39 @@ def test_transformer_forward_at_equals_full(causal: bool) -> None:
     assert torch.equal(empty.forward_at(x, 3), x[:, 3])
 
 
+def test_packed_transformer_equals_padded() -> None:
+    """Causal blocks on packed rows give the padded computation's values at every kept position, and its gradients."""
+    torch.manual_seed(0)
+    model = Transformer(128, 3, heads=2, causal=True).double()
+    lengths = torch.tensor([1, 11, 4, 7, 2])
+    x = torch.randn(5, 11, 128, dtype=torch.float64)
+    packing = Packing(lengths, 11)
+    kept = torch.arange(11) < lengths[:, None]
+    assert torch.equal(packing.pack(x), x[kept]) and torch.equal(packing.unpack(x[kept])[kept], x[kept])
+    assert not packing.unpack(x[kept])[~kept].any()
+    padded = gradients(model, lambda: model(x)[kept])
+    packed = gradients(model, lambda: model(packing.pack(x), packing=packing))
+    assert_same(packed, padded, rtol=1e-5, atol=1e-6)  # fp32-level: LayerNorm runs in fp32, sums in another order
+    padded = gradients(model, lambda: model.forward_at(x, lengths - 1))
+    packed = gradients(model, lambda: model.forward_at(packing.pack(x), packing.last, packing=packing))
+    assert_same(packed, padded, rtol=1e-5, atol=1e-6)
+
+
+def test_packing_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="lengths in"):
+        Packing(torch.tensor([3, 0]), 4)
+    with pytest.raises(ValueError, match="lengths in"):
+        Packing(torch.tensor([5]), 4)
+    with pytest.raises(ValueError, match="non-empty"):
+        Packing(torch.tensor([], dtype=torch.long), 4)
+    bidirectional = Transformer(64, 1, heads=1)
+    packing = Packing(torch.tensor([2, 3]), 3)
+    with pytest.raises(ValueError, match="causal"):
+        bidirectional(torch.randn(5, 64), packing=packing)
+    with pytest.raises(ValueError, match="causal"):
+        bidirectional.forward_at(torch.randn(5, 64), packing.last, packing=packing)
+
+
 def test_image_tower_pooled_equals_full() -> None:
     torch.manual_seed(0)
     model = CLIP(SMALL_VIT).double()
@@ -74,19 +107,19 @@ def test_image_tower_pooled_equals_full() -> None:
     assert_same(pooled, full, rtol=1e-5, atol=1e-7)
 
 
-def test_text_tower_trimmed_pooled_equals_full() -> None:
+def test_text_tower_packed_pooled_equals_full() -> None:
     torch.manual_seed(0)
     model = CLIP(SMALL_VIT).double()
-    end = torch.tensor([9, 2, 5, 1, 7, 3])  # the batch's last end token at 9 of a 16-token context
-    text = torch.randint(1, SMALL_VIT.vocab_size - 2, (6, SMALL_VIT.context_length))
+    end = torch.tensor([9, 2, 5, 1, 7, 0, 3])  # the batch's last end token at 9 of a 16-token context
+    text = torch.randint(1, SMALL_VIT.vocab_size - 2, (7, SMALL_VIT.context_length))
     text[torch.arange(SMALL_VIT.context_length) > end[:, None]] = 0
-    text[torch.arange(6), end] = SMALL_VIT.vocab_size - 1
-    rows = torch.arange(6)
+    text[torch.arange(7), end] = SMALL_VIT.vocab_size - 1
+    rows = torch.arange(7)
     full = gradients(model, lambda: model.encode_tokens(text)[rows, end] @ model.text_projection)
     pooled = gradients(model, lambda: model.encode_text(text))
     trimmed = gradients(model, lambda: model.encode_text(text[:, :10]))
-    assert_same(pooled, full, rtol=1e-5, atol=1e-7)
-    assert_same(trimmed, pooled, rtol=0, atol=0)  # trimming happens inside encode_text: the same computation
+    assert_same(pooled, full, rtol=1e-5, atol=1e-6)  # fp32-level (LayerNorm runs in fp32, sums in another order)
+    assert_same(trimmed, pooled, rtol=0, atol=0)  # trimming and packing happen inside encode_text
     assert model.encode_text(text[:0]).shape == (0, SMALL_VIT.embed_dim)
 
 

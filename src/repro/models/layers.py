@@ -55,6 +55,35 @@ class QuickGELU(nn.Module):
         return x * torch.sigmoid(1.702 * x)
 
 
+class Packing:
+    """Rows of different lengths packed into one [tokens, width] matrix, padding removed: row i keeps its first
+    `lengths[i]` positions of `length`. Per-token layers (LayerNorm, projections, MLP) then run on real tokens only;
+    causal attention unpacks to [batch, length, ·] with zeros at the padding, which no kept position can attend to,
+    so the kept positions get exactly the values a padded batch would give them."""
+
+    def __init__(self, lengths: torch.Tensor, length: int) -> None:
+        if lengths.ndim != 1 or not len(lengths) or int(lengths.min()) < 1 or int(lengths.max()) > length:
+            raise ValueError(f"Packing needs a non-empty 1-d tensor of lengths in [1, {length}], got {lengths}")
+        self.batch, self.length, self.lengths = len(lengths), length, lengths
+        kept = torch.arange(length, device=lengths.device) < lengths.view(-1, 1)
+        self.index = kept.flatten().nonzero().squeeze(1)  # kept tokens' places in the flattened [batch · length] grid
+        self.last = lengths.cumsum(0) - 1  # each row's last kept token, in packed order
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        """[batch, length, c] → [tokens, c]."""
+        return x.reshape(self.batch * self.length, -1).index_select(0, self.index)
+
+    def unpack(self, x: torch.Tensor) -> torch.Tensor:
+        """[tokens, c] → [batch, length, c], zeros at the padding."""
+        grid = x.new_zeros(self.batch * self.length, x.shape[-1])
+        return grid.index_copy(0, self.index, x).view(self.batch, self.length, -1)
+
+    def key_mask(self) -> torch.Tensor:
+        """[batch, 1, 1, length]: True at each row's kept positions (the keys its last token may attend to)."""
+        return (torch.arange(self.length, device=self.lengths.device) < self.lengths.view(-1, 1)).view(
+            self.batch, 1, 1, self.length)
+
+
 class MultiheadSelfAttention(nn.Module):
     """Self-attention with `nn.MultiheadAttention`'s parameter layout (packed `in_proj_weight` [3w, w],
     `in_proj_bias`, `out_proj`) and its default initialisation, computed with scaled_dot_product_attention."""
@@ -71,33 +100,56 @@ class MultiheadSelfAttention(nn.Module):
         nn.init.zeros_(self.in_proj_bias)
         nn.init.zeros_(self.out_proj.bias)
 
-    def forward(self, x: torch.Tensor, causal: bool = False) -> torch.Tensor:
-        """x: [batch, length, width] -> [batch, length, width]; `causal` masks attention to later positions."""
-        b, n, w = x.shape
+    def forward(self, x: torch.Tensor, causal: bool = False, packing: Packing | None = None) -> torch.Tensor:
+        """x: [batch, length, width] -> [batch, length, width]; `causal` masks attention to later positions.
+        With `packing` (causal only), x and the result are packed [tokens, width]."""
         qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
-        q, k, v = qkv.view(b, n, 3, self.heads, w // self.heads).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
-        return self.out_proj(out.transpose(1, 2).reshape(b, n, w))
+        if packing is not None:
+            _check_packed(causal)
+            return self.out_proj(packing.pack(self._attend(packing.unpack(qkv), causal)))
+        return self.out_proj(self._attend(qkv, causal))
 
-    def forward_at(self, x: torch.Tensor, index: torch.Tensor | int, causal: bool = False) -> torch.Tensor:
+    def _attend(self, qkv: torch.Tensor, causal: bool) -> torch.Tensor:
+        """Fused q/k/v projections [batch, length, 3 · width] → attention output [batch, length, width]."""
+        b, n, _ = qkv.shape
+        q, k, v = qkv.view(b, n, 3, self.heads, self.width // self.heads).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        return out.transpose(1, 2).reshape(b, n, self.width)
+
+    def forward_at(self, x: torch.Tensor, index: torch.Tensor | int, causal: bool = False,
+                   packing: Packing | None = None) -> torch.Tensor:
         """`forward(x, causal)[rows, index]` ([batch, width]) computed for that one position of each row: its query
-        only, keys and values over all positions (with `causal`, row i attends to positions ≤ index[i])."""
-        mask = None
-        if causal and isinstance(index, int):  # one position for all rows: drop the keys after it
-            x, index = x[:, : index % x.shape[1] + 1], -1
-        elif causal:
-            mask = torch.arange(x.shape[1], device=x.device) <= index.view(-1, 1, 1, 1)
-        b, n, w = x.shape
+        only, keys and values over all positions (with `causal`, row i attends to positions ≤ index[i]). With
+        `packing`, x is packed [tokens, width] and `index` is `packing.last`."""
+        w, mask = self.width, None
+        if packing is not None:
+            _check_packed(causal)
+            kv = packing.unpack(F.linear(x, self.in_proj_weight[w:], self.in_proj_bias[w:]))
+            mask = packing.key_mask()
+        else:
+            if causal and isinstance(index, int):  # one position for all rows: drop the keys after it
+                x, index = x[:, : index % x.shape[1] + 1], -1
+            elif causal:
+                mask = torch.arange(x.shape[1], device=x.device) <= index.view(-1, 1, 1, 1)
+            kv = F.linear(x, self.in_proj_weight[w:], self.in_proj_bias[w:])
+        b, n, _ = kv.shape
         d = w // self.heads
         q = F.linear(_at(x, index), self.in_proj_weight[:w], self.in_proj_bias[:w]).view(b, self.heads, 1, d)
-        kv = F.linear(x, self.in_proj_weight[w:], self.in_proj_bias[w:])
         k, v = kv.view(b, n, 2, self.heads, d).permute(2, 0, 3, 1, 4)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.out_proj(out.reshape(b, w))
 
 
+def _check_packed(causal: bool) -> None:
+    if not causal:
+        raise ValueError("packed rows need causal attention (padding is only invisible under a causal mask)")
+
+
 def _at(x: torch.Tensor, index: torch.Tensor | int) -> torch.Tensor:
-    """Row i's position index[i] of x [batch, length, width] → [batch, width] (an int: the same position in all)."""
+    """Row i's position index[i] of x [batch, length, width] → [batch, width] (an int: the same position in all);
+    of packed x [tokens, width], the tokens at `index`."""
+    if x.ndim == 2:
+        return x[index]
     if isinstance(index, int):
         return x[:, index]
     return x[torch.arange(x.shape[0], device=x.device), index]
@@ -117,14 +169,15 @@ class ResidualAttentionBlock(nn.Module):
         )
         self.ln_2 = LayerNorm(width)
 
-    def forward(self, x: torch.Tensor, causal: bool = False) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), causal=causal)
+    def forward(self, x: torch.Tensor, causal: bool = False, packing: Packing | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), causal=causal, packing=packing)
         return x + self.mlp(self.ln_2(x))
 
-    def forward_at(self, x: torch.Tensor, index: torch.Tensor | int, causal: bool = False) -> torch.Tensor:
+    def forward_at(self, x: torch.Tensor, index: torch.Tensor | int, causal: bool = False,
+                   packing: Packing | None = None) -> torch.Tensor:
         """`forward(x, causal)[rows, index]` ([batch, width]): attention's query, the residual and the MLP are only
         evaluated at that position of each row; keys and values still come from every position."""
-        y = _at(x, index) + self.attn.forward_at(self.ln_1(x), index, causal=causal)
+        y = _at(x, index) + self.attn.forward_at(self.ln_1(x), index, causal=causal, packing=packing)
         return y + self.mlp(self.ln_2(y))
 
 
@@ -136,20 +189,21 @@ class Transformer(nn.Module):
         self.width, self.layers, self.causal = width, layers, causal
         self.resblocks = nn.ModuleList([ResidualAttentionBlock(width, heads) for _ in range(layers)])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, packing: Packing | None = None) -> torch.Tensor:
+        """[batch, length, width] → the same shape; with `packing` (causal stacks), packed [tokens, width]."""
         for block in self.resblocks:
-            x = block(x, causal=self.causal)
+            x = block(x, causal=self.causal, packing=packing)
         return x
 
-    def forward_at(self, x: torch.Tensor, index: torch.Tensor | int) -> torch.Tensor:
+    def forward_at(self, x: torch.Tensor, index: torch.Tensor | int, packing: Packing | None = None) -> torch.Tensor:
         """`forward(x)[rows, index]` ([batch, width]), the final activation at one position per row — the pooled
         token of §2.4 (ViT: class token 0; text: the end token) — with the last block evaluated only there.
 
         Exact (the same function; only floating-point rounding may differ). It saves the last block's queries,
         attention output, out-projection and MLP at every other position, forward and backward. `forward` keeps
-        every position."""
+        every position. With `packing`, x is packed [tokens, width] and `index` is `packing.last`."""
         if not self.layers:
             return _at(x, index)
         for block in self.resblocks[:-1]:
-            x = block(x, causal=self.causal)
-        return self.resblocks[-1].forward_at(x, index, causal=self.causal)
+            x = block(x, causal=self.causal, packing=packing)
+        return self.resblocks[-1].forward_at(x, index, causal=self.causal, packing=packing)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import LayerNorm, Transformer
+from .layers import LayerNorm, Packing, Transformer
 
 
 class TextTransformer(nn.Module):
@@ -75,15 +75,18 @@ class TextTransformer(nn.Module):
     def encode_text(self, text: torch.Tensor) -> torch.Tensor:
         """Text features [batch, embed_dim]: activation at the end token (argmax of ids) @ text_projection (§2.4).
 
-        Equal to `encode_tokens(text)[rows, end] @ text_projection`, computed with less work: positions after the
-        batch's last end token are dropped (the mask is causal, so they cannot reach any end token) and the last
-        block runs only at each row's end token (`Transformer.forward_at`)."""
+        Equal to `encode_tokens(text)[rows, end] @ text_projection`, computed with less work: every position after
+        a row's end token is dropped — the mask is causal, so padding cannot reach the end token — by packing the
+        rows' real tokens into one matrix (`Packing`: per-token layers see no padding, attention unpacks them), and
+        the last block runs only at each row's end token (`Transformer.forward_at`)."""
         self.check_text(text)
+        if not len(text):
+            return self.text_projection.new_zeros(0, self.text_projection.shape[1])
         end = text.argmax(dim=-1)
-        if end.numel():
-            text = text[:, : int(end.max()) + 1]
-        x = self.ln_final(self.transformer.forward_at(self.embed_text(text), end))
-        return x.to(self.text_projection.dtype) @ self.text_projection
+        text = text[:, : int(end.max()) + 1]
+        packing = Packing(end + 1, text.shape[1])
+        x = self.transformer.forward_at(packing.pack(self.embed_text(text)), packing.last, packing=packing)
+        return self.ln_final(x).to(self.text_projection.dtype) @ self.text_projection
 
     def forward(self, text: torch.Tensor) -> torch.Tensor:
         return self.encode_text(text)
