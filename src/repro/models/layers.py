@@ -64,9 +64,9 @@ class Packing:
     def __init__(self, lengths: torch.Tensor, length: int) -> None:
         if lengths.ndim != 1 or not len(lengths) or int(lengths.min()) < 1 or int(lengths.max()) > length:
             raise ValueError(f"Packing needs a non-empty 1-d tensor of lengths in [1, {length}], got {lengths}")
-        self.batch, self.length, self.lengths = len(lengths), length, lengths
-        kept = torch.arange(length, device=lengths.device) < lengths.view(-1, 1)
-        self.index = kept.flatten().nonzero().squeeze(1)  # kept tokens' places in the flattened [batch · length] grid
+        self.batch, self.length = len(lengths), length
+        self.kept = torch.arange(length, device=lengths.device) < lengths.view(-1, 1)  # [batch, length]
+        self.index = self.kept.flatten().nonzero().squeeze(1)  # kept tokens' places in the flattened grid
         self.last = lengths.cumsum(0) - 1  # each row's last kept token, in packed order
 
     def pack(self, x: torch.Tensor) -> torch.Tensor:
@@ -80,8 +80,7 @@ class Packing:
 
     def key_mask(self) -> torch.Tensor:
         """[batch, 1, 1, length]: True at each row's kept positions (the keys its last token may attend to)."""
-        return (torch.arange(self.length, device=self.lengths.device) < self.lengths.view(-1, 1)).view(
-            self.batch, 1, 1, self.length)
+        return self.kept.view(self.batch, 1, 1, self.length)
 
 
 class MultiheadSelfAttention(nn.Module):
