@@ -39,7 +39,8 @@ def main() -> None:
     objective = make_objective("clip", clip_config).to(device)
     padded = copy.deepcopy(objective)
     padded.model.encode_text = lambda t, m=padded.model: padded_text(m, t)
-    opts = {id(o): torch.optim.AdamW(o.parameters(), lr=1e-4) for o in (objective, padded)}
+    packed_run = (objective, torch.optim.AdamW(objective.parameters(), lr=1e-4))
+    padded_run = (padded, torch.optim.AdamW(padded.parameters(), lr=1e-4))
     res = clip_config.image_resolution
 
     def sync() -> None:
@@ -56,11 +57,12 @@ def main() -> None:
         texts = data.tokens[caption.to(device), : int(data.lengths[caption].max())]
         return images, texts
 
-    def step(images, texts, objective=objective) -> None:
+    def step(images, texts, run) -> None:
+        objective, opt = run
         loss, _ = objective.training_loss(images, texts)
-        opts[id(objective)].zero_grad()
+        opt.zero_grad()
         loss.backward()
-        opts[id(objective)].step()
+        opt.step()
 
     data_t, step_t, padded_t = [], [], []
     for r in range(args.repeats + 1):
@@ -69,10 +71,10 @@ def main() -> None:
         images, texts = assemble(r)
         sync()
         t1 = time.perf_counter()
-        step(images, texts)
+        step(images, texts, packed_run)
         sync()
         t2 = time.perf_counter()
-        step(images, texts, padded)
+        step(images, texts, padded_run)
         sync()
         if r:  # the first round warms up
             data_t.append(t1 - t0)
@@ -86,11 +88,7 @@ def main() -> None:
     print(f"training step  {s * 1e3:8.1f} ms   ({args.batch / s:8.0f} img/s)")
     print(f"data share of a step: {d / (d + s):.1%}")
     print(f"step, text padded {sp * 1e3:8.1f} ms   ({args.batch / sp:8.0f} img/s); packed text is {speedup:.2f}x "
-          f"faster (median of same-round ratios; captions: mean {texts_mean(data):.1f} tokens)")
-
-
-def texts_mean(data: TrainData) -> float:
-    return data.lengths.float().mean().item()
+          f"faster (median of same-round ratios; captions: mean {data.lengths.float().mean():.1f} tokens)")
 
 
 if __name__ == "__main__":
