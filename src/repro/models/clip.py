@@ -95,7 +95,8 @@ PRESETS: dict[str, CLIPConfig] = {
     "ViT-B/16": _vit(512, 224, 12, 768, 16, 512),
     "ViT-L/14": _vit(768, 224, 24, 1024, 14, 768),
     "ViT-L/14@336px": _vit(768, 336, 24, 1024, 14, 768),
-    # small presets for this project's images (tokens: context 32, vocabulary 8192)
+    # small presets for this project's images (tokens: context 32, vocabulary 8192; ViT-XS: 4096)
+    "ViT-XS/8@32px": _vit(128, 32, 4, 128, 8, 128, context_length=32, vocab_size=4096, transformer_layers=3),
     "ViT-T/4@32px": _vit(256, 32, 6, 256, 4, 256, context_length=32, vocab_size=8192, transformer_layers=4),
     "ViT-T/8@64px": _vit(256, 64, 6, 256, 8, 256, context_length=32, vocab_size=8192, transformer_layers=4),
     "ViT-S/8@64px": _vit(384, 64, 12, 384, 8, 384, context_length=32, vocab_size=8192, transformer_layers=6),
