@@ -159,6 +159,23 @@ def build_tokenizer(config: TrainConfig, vocab_size: int) -> Tokenizer:
     return Tokenizer.train(texts, vocab_size)
 
 
+def corpus_identity(config: TrainConfig) -> dict:
+    """What a run trains on, recorded in its checkpoint and model: the corpus's name and build stamp (from its
+    manifest, when it has one), the training split, its size and the SHA-256 of its packed file."""
+    import hashlib
+
+    corpus = Path(config.corpus_dir)
+    path = corpus / "packed" / f"{config.train_split}_{config.data_size}.npz"
+    manifest = corpus / "manifest.json"
+    info = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else {}
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"name": info.get("corpus", corpus.name), "stamp": info.get("stamp"), "train_split": config.train_split,
+            "train_file": path.name, "train_sha256": digest.hexdigest(), "max_train_images": config.max_train_images}
+
+
 def param_groups(objective: nn.Module, weight_decay: float) -> list[dict]:
     """Decoupled weight decay on weights only: not on gains, biases, norms or the temperature (paper §2.5)."""
     exempt = set(getattr(objective, "no_weight_decay", lambda: set())())
@@ -202,7 +219,7 @@ def _optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor
 
 
 def save_checkpoint(path: Path, objective: nn.Module, opt, sched, step: int, tokenizer: Tokenizer,
-                    config: TrainConfig) -> None:
+                    config: TrainConfig, corpus: dict | None = None) -> None:
     """Weights, optimiser moments, scheduler and RNG state in one safetensors file, written atomically."""
     tensors = {f"model.{k}": v for k, v in objective.state_dict().items()}
     opt_tensors, opt_meta = _optimizer_state(opt)
@@ -210,7 +227,8 @@ def save_checkpoint(path: Path, objective: nn.Module, opt, sched, step: int, tok
     if torch.cuda.is_available():
         tensors["rng.cuda"] = torch.cuda.get_rng_state()
     save_state(path, tensors, {"step": step, "optimizer": opt_meta, "scheduler": sched.state_dict(),
-                               "tokenizer": tokenizer.to_dict(), "train_config": asdict(config)})
+                               "tokenizer": tokenizer.to_dict(), "train_config": asdict(config),
+                               "corpus": corpus})
 
 
 def load_checkpoint(path: Path, objective: nn.Module, opt, sched, device: torch.device) -> int:
@@ -257,6 +275,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
     if tokenizer.vocab_size != clip_config.vocab_size:
         clip_config = CLIPConfig.from_dict(clip_config.to_dict() | {"vocab_size": tokenizer.vocab_size})
     data = TrainData(config, tokenizer, clip_config.context_length, device)
+    corpus = corpus_identity(config) | {"n_train": len(data)}
     torch.manual_seed(config.seed)
     temperature = {"learnable": {}, "unclamped": {"clamp": None},
                    "fixed": {"learn_temperature": False, "fixed_temperature": config.fixed_temperature}}
@@ -333,7 +352,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
                 f.write(json.dumps(last) + "\n")
             bar.set_postfix(loss=f"{last['loss']:.3f}")
         if rank == 0 and ((step + 1) % config.checkpoint_every == 0 or step + 1 == total):
-            save_checkpoint(ckpt_path, objective, opt, sched, step + 1, tokenizer, config)
+            save_checkpoint(ckpt_path, objective, opt, sched, step + 1, tokenizer, config, corpus)
         if callback is not None and rank == 0:
             paused = time.time()
             callback(step + 1, objective)
@@ -343,7 +362,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
     wall = time.time() - t0
     if rank == 0 and end == total and hasattr(objective.model, "encode_text") and hasattr(objective.model, "visual"):
         if config.objective == "clip":
-            save_model(out / "model.safetensors", objective.model, tokenizer, step=total)
+            save_model(out / "model.safetensors", objective.model, tokenizer, step=total, corpus=corpus)
     if world > 1:
         dist.barrier()
     return {"steps": end, "total_steps": total, "final": last, "wall_time_s": wall, "img_s": seen / max(wall, 1e-9),
