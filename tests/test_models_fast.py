@@ -135,3 +135,16 @@ def test_gradients_equal_openai_reference(openai_model) -> None:
         return lambda: clip_loss(model.encode_image(image), model.encode_text(text), model.logit_scale.exp())
 
     assert_same(gradients(ours, loss(ours)), gradients(reference, loss(reference)), rtol=1e-4, atol=1e-5)
+
+
+def test_encode_text_rejects_ids_outside_the_vocabulary() -> None:
+    """Ids of another tokenizer (e.g. OpenAI's 49,408 for a 300-id model) are a ValueError that says so."""
+    model = CLIP(SMALL_VIT).eval()
+    good = make_text(2, SMALL_VIT)
+    model.encode_text(good)
+    for bad_id in (SMALL_VIT.vocab_size, 49407, -1):
+        bad = good.clone()
+        bad[0, 1] = bad_id
+        with pytest.raises(ValueError, match=rf"token id {bad_id} is outside this model's vocabulary of "
+                                             rf"{SMALL_VIT.vocab_size} ids.*model.tokenizer\(texts\)"):
+            model.encode_text(bad)

@@ -448,3 +448,15 @@ def test_from_openai_bpe_explicit_path(tok):
     with as_file(files("repro") / "assets" / ASSET) as path:
         explicit = Tokenizer.from_openai_bpe(path)
     assert explicit.merges == tok.merges
+
+
+def test_tokenizer_context_length_is_the_default_row_length(trained):
+    """A tokenizer carries the row length its calls give by default (77 as clip.tokenize, or its model's)."""
+    assert trained("a b").shape == (1, 77)
+    bound = Tokenizer.from_dict(trained.to_dict())
+    bound.context_length = 16
+    assert bound(["a", "b c"]).shape == (2, 16)
+    assert torch.equal(bound("a b"), trained("a b", context_length=16))
+    assert bound("a b", context_length=20).shape == (1, 20)  # an explicit length still wins
+    with pytest.raises(ValueError, match="context_length must be >= 2"):
+        Tokenizer(trained.merges, context_length=1)

@@ -4,6 +4,7 @@ and `clip.tokenize` are used, with checkpoints that are safetensors files (never
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 import torch
@@ -14,11 +15,20 @@ from .preprocess import Preprocess
 from .tokenizer import Tokenizer
 
 TOKENIZER_KEY = "repro.tokenizer"
+#: Trained models shipped in `repro/assets/` (made by `repro.release.export_model`): name -> file.
+PRETRAINED = {"clip-small": "clip-small.safetensors"}
+
+
+def pretrained_path(name: str) -> Path:
+    """The shipped file of a `PRETRAINED` model."""
+    return Path(str(resources.files("repro") / "assets" / PRETRAINED[name]))
 
 
 def available_models() -> list[str]:
-    """Names accepted by `load` besides file paths (architectures; weights are random unless a path is given)."""
-    return list(PRESETS)
+    """Names accepted by `load` besides file paths: first the trained models shipped with the package
+    (`repro.release.PRETRAINED`: "clip-small", the book's model), then the architectures of `PRESETS`, whose
+    weights are random."""
+    return [*PRETRAINED, *PRESETS]
 
 
 def save(path: str | os.PathLike, model: CLIP, tokenizer: Tokenizer | None = None, **metadata) -> None:
@@ -34,12 +44,18 @@ def load(
 ) -> tuple[CLIP, Preprocess]:
     """Return (model in eval mode, its preprocess).
 
+    - a shipped model's name ("clip-small"): its trained weights, in float32, with its tokenizer;
     - a preset name (`available_models()`): that architecture, randomly initialised (seeded by `seed`);
     - a `.safetensors` file: a checkpoint saved by `repro.save`, or any state dict in OpenAI's layout (for
       example OpenAI's weights converted to safetensors) whose configuration is inferred from tensor shapes.
-      A tokenizer saved with the checkpoint is attached as `model.tokenizer` (else None: use `repro.tokenize`).
+      A tokenizer saved with the checkpoint is attached as `model.tokenizer`, its rows of the model's context
+      length (else None: use `repro.tokenize`, OpenAI's vocabulary); the rest of the file's metadata (what it was
+      trained on, a shipped model's card) is `model.metadata`.
     """
-    tokenizer = None
+    tokenizer, metadata = None, {}
+    if str(name_or_path) in PRETRAINED:
+        model, _ = load(pretrained_path(str(name_or_path)), device)
+        return model.float(), Preprocess(model.config.image_resolution)
     if str(name_or_path) in PRESETS:
         if seed is not None:
             torch.manual_seed(seed)
@@ -56,7 +72,9 @@ def load(
         config = CLIPConfig.from_dict(metadata[CONFIG_KEY]) if CONFIG_KEY in metadata else None
         model = build_model(tensors, config)
         if TOKENIZER_KEY in metadata:
-            tokenizer = Tokenizer.from_dict(metadata[TOKENIZER_KEY])
+            tokenizer = Tokenizer.from_dict(metadata[TOKENIZER_KEY], source=f"{path}: {TOKENIZER_KEY}")
+            tokenizer.context_length = model.config.context_length
     model = model.to(device)
     model.tokenizer = tokenizer
+    model.metadata = {k: v for k, v in metadata.items() if k not in (CONFIG_KEY, TOKENIZER_KEY)}
     return model, Preprocess(model.config.image_resolution)

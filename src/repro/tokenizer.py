@@ -128,8 +128,12 @@ class Tokenizer:
     encoded as the special ids.
     """
 
-    def __init__(self, merges: Iterable[Sequence[str]]) -> None:
-        """Build from merges in rank order, each a pair of symbols (e.g. ``("h", "e</w>")``)."""
+    def __init__(self, merges: Iterable[Sequence[str]], context_length: int = 77) -> None:
+        """Build from merges in rank order, each a pair of symbols (e.g. ``("h", "e</w>")``).
+
+        ``context_length`` is the row length :meth:`__call__` gives by default: 77 as ``clip.tokenize``; a
+        tokenizer attached to a model by ``repro.load`` is set to that model's context."""
+        self.context_length = _check_context_length(context_length)
         base = list(bytes_to_unicode().values())
         vocab = base + [c + WORD_END for c in base]
         known = set(vocab)
@@ -243,14 +247,16 @@ class Tokenizer:
         return b"".join(parts).decode("utf-8", errors="replace").strip(" ")
 
     def __call__(
-        self, texts: str | Sequence[str], context_length: int = 77, truncate: bool = False
+        self, texts: str | Sequence[str], context_length: int | None = None, truncate: bool = False
     ) -> torch.Tensor:
-        """Token rows ``[start] + encode(text) + [end]``, zero-padded: a LongTensor ``[B, context_length]``.
+        """Token rows ``[start] + encode(text) + [end]``, zero-padded: a LongTensor ``[B, context_length]``
+        (default: this tokenizer's ``context_length``).
 
         Same output as ``clip.tokenize``. A text too long for the context raises ``ValueError`` unless
         ``truncate`` is set, which keeps the first ``context_length`` ids and puts the end id in the last
         slot.
         """
+        context_length = self.context_length if context_length is None else context_length
         if isinstance(texts, str):
             items: list[str] = [texts]
         elif isinstance(texts, (list, tuple)):
@@ -260,10 +266,7 @@ class Tokenizer:
                     raise TypeError(f"texts[{index}] must be str, got {type(item).__name__}")
         else:
             raise TypeError(f"texts must be a str or a list of str, got {type(texts).__name__}")
-        if isinstance(context_length, bool) or not isinstance(context_length, int):
-            raise TypeError(f"context_length must be an int, got {type(context_length).__name__}")
-        if context_length < 2:
-            raise ValueError(f"context_length must be >= 2 (start and end tokens), got {context_length}")
+        _check_context_length(context_length)
         out = torch.full((len(items), context_length), self.pad_id, dtype=torch.long)
         for row, text in enumerate(items):
             ids = [self.start_id, *self.encode(text), self.end_id]
@@ -407,7 +410,16 @@ class Tokenizer:
         return cls.from_dict(data, source=name)
 
     def __repr__(self) -> str:
-        return f"Tokenizer(vocab_size={self.vocab_size}, merges={len(self._merges)})"
+        return (f"Tokenizer(vocab_size={self.vocab_size}, merges={len(self._merges)}, "
+                f"context_length={self.context_length})")
+
+
+def _check_context_length(context_length: object) -> int:
+    if isinstance(context_length, bool) or not isinstance(context_length, int):
+        raise TypeError(f"context_length must be an int, got {type(context_length).__name__}")
+    if context_length < 2:
+        raise ValueError(f"context_length must be >= 2 (start and end tokens), got {context_length}")
+    return context_length
 
 
 @lru_cache(maxsize=1)
@@ -417,5 +429,9 @@ def default_tokenizer() -> Tokenizer:
 
 
 def tokenize(texts: str | Sequence[str], context_length: int = 77, truncate: bool = False) -> torch.Tensor:
-    """Equivalent of ``clip.tokenize``: ``[B, context_length]`` LongTensor from OpenAI's tokenizer."""
+    """Equivalent of ``clip.tokenize``: ``[B, context_length]`` LongTensor from **OpenAI's** tokenizer (49,408 ids),
+    for models with OpenAI's vocabulary (OpenAI's released weights, presets trained with ``tokenizer="openai"``).
+
+    A model trained here has a vocabulary of its own, learned on its training captions: tokenize for it with
+    ``model.tokenizer(texts)`` (attached by ``repro.load``; rows of the model's context length)."""
     return default_tokenizer()(texts, context_length=context_length, truncate=truncate)

@@ -105,3 +105,21 @@ def run_suites(
                 image_features=cache.features(split), device=device, bf16=bf16,
             ) | {"split": split}
     return results
+
+
+def sample_accuracies(model: torch.nn.Module, tokenizer: object, sample: PackedSplit,
+                      batch_size: int = 256) -> dict[str, dict]:
+    """Zero-shot results on a sample of several splits (`repro.data.sample`): for each suite recorded with it,
+    {"correct", "n", "top1"} over the sample's images of the suite's split — counts, so two runs can be compared
+    image by image."""
+    from ..data.sample import sample_split, sample_suites
+
+    features = encode_images(model, sample.images, batch_size=batch_size, progress=False)
+    splits = sample.fields["split"]
+    out: dict[str, dict] = {}
+    for suite in sample_suites(sample):
+        rows = [i for i, s in enumerate(splits) if s == suite.split]
+        r = zeroshot_eval(model, tokenizer, sample_split(sample, suite.split), suite, image_features=features[rows],
+                          batch_size=batch_size)
+        out[suite.name] = {"correct": round(r["top1"] * r["n"]), "n": r["n"], "top1": r["top1"]}
+    return out

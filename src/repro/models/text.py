@@ -59,6 +59,13 @@ class TextTransformer(nn.Module):
                 f"text must have shape [batch, length] with length <= context_length {self.context_length}, "
                 f"got {tuple(text.shape)}"
             )
+        if text.numel() and not 0 <= int(text.min()) <= int(text.max()) < self.vocab_size:
+            bad = int(text.max()) if int(text.max()) >= self.vocab_size else int(text.min())
+            raise ValueError(
+                f"token id {bad} is outside this model's vocabulary of {self.vocab_size} ids: the ids come from "
+                "another tokenizer (repro.tokenize is OpenAI's, 49,408 ids); tokenize with the model's own, "
+                "model.tokenizer(texts)"
+            )
 
     def embed_text(self, text: torch.Tensor) -> torch.Tensor:
         """Token plus positional embeddings [batch, length, width] in the Transformer's dtype (input checked)."""
