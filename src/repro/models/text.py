@@ -54,17 +54,19 @@ class TextTransformer(nn.Module):
             raise TypeError(f"text must be a LongTensor of token ids [batch, length], got {type(text).__name__}")
         if text.dtype not in (torch.int64, torch.int32):
             raise TypeError(f"text must hold integer token ids, got dtype {text.dtype}")
-        if text.ndim != 2 or not 0 < text.shape[1] <= self.context_length:
-            raise ValueError(
-                f"text must have shape [batch, length] with length <= context_length {self.context_length}, "
-                f"got {tuple(text.shape)}"
-            )
+        if text.ndim != 2:
+            raise ValueError(f"text must have shape [batch, length], got {tuple(text.shape)}")
         if text.numel() and not 0 <= int(text.min()) <= int(text.max()) < self.vocab_size:
             bad = int(text.max()) if int(text.max()) >= self.vocab_size else int(text.min())
             raise ValueError(
                 f"token id {bad} is outside this model's vocabulary of {self.vocab_size} ids: the ids come from "
                 "another tokenizer (repro.tokenize is OpenAI's, 49,408 ids); tokenize with the model's own, "
                 "model.tokenizer(texts)"
+            )
+        if not 0 < text.shape[1] <= self.context_length:
+            raise ValueError(
+                f"text must have shape [batch, length] with length <= context_length {self.context_length}, "
+                f"got {tuple(text.shape)} (model.tokenizer(texts) gives rows of the model's context length)"
             )
 
     def embed_text(self, text: torch.Tensor) -> torch.Tensor:
