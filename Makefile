@@ -27,7 +27,7 @@ $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 ## book: install the package and the book's tools, execute every chapter, build the HTML into _build/html
 book: $(VENV)/.book-installed
 	rm -rf _build/fallback _build/tables
-	$(BIN)/jupyter-book build . $(JB_FLAGS)
+	TQDM_DISABLE=1 $(BIN)/jupyter-book build . $(JB_FLAGS)
 	@echo "The book is at _build/html/index.html"
 
 ## test: install the package and the test tools, run the test suite and the linter
@@ -54,7 +54,7 @@ reproduce: $(VENV)/.book-installed
 	for name in $$($(BIN)/python -c "from repro.experiments import EXPERIMENTS; print(*EXPERIMENTS)"); do \
 		$(BIN)/repro run $$name --profile $(PROFILE) --workdir runs --force || exit 1; done
 	rm -rf _build/fallback _build/tables
-	REPRO_PROFILE=$(PROFILE) $(BIN)/jupyter-book build . $(JB_FLAGS)
+	REPRO_PROFILE=$(PROFILE) TQDM_DISABLE=1 $(BIN)/jupyter-book build . $(JB_FLAGS)
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check src tests

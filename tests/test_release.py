@@ -70,7 +70,8 @@ def test_shipped_sample_has_licences_and_no_training_images():
     assert len(sample) == sum(SAMPLE_SPLITS.values()) and sample.images.shape[1:] == (32, 32, 3)
     assert {s: sample.fields["split"].count(s) for s in SAMPLE_SPLITS} == SAMPLE_SPLITS
     assert all(sample.fields["licence"]) and all(sample.fields["attribution"])
-    openmoji = {lic for src, lic in zip(sample.fields["source"], sample.fields["licence"], strict=True) if src == "openmoji"}
+    pairs = zip(sample.fields["source"], sample.fields["licence"], strict=True)
+    openmoji = {lic for src, lic in pairs if src == "openmoji"}
     assert openmoji == {"CC-BY-SA-4.0"}
     assert {s.split for s in sample_suites(sample)} == set(SAMPLE_SPLITS)
     assert len(sample_split(sample, "val")) == SAMPLE_SPLITS["val"]

@@ -62,6 +62,24 @@ class ExperimentResults:
         """Mean and 95% CI over seeds of one metric (`repro.experiments.results.mean_ci`)."""
         return mean_ci(self.values(path))
 
+    def suite_facts(self) -> dict[str, dict]:
+        """Split, label, class count and chance level of every suite, keyed by name, without the corpus: as the
+        result files recorded them (`repro.experiments.common.suite_facts`), or, for files written before they
+        did, from the committed summary of their corpus (`results/data/<corpus>/suites.json`)."""
+        import json
+
+        from .data.suites import Suite
+        from .experiments.common import suite_facts
+
+        recorded = self.records[0]["metrics"].get("suites") if self.records else None
+        if recorded:
+            return recorded
+        corpus = self.records[0]["config"]["corpus"]
+        path = self.root / "data" / corpus / "suites.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"the {self.name} results record no suites and {path} is missing")
+        return suite_facts(Suite.from_dict(s) for s in json.loads(path.read_text(encoding="utf-8"))["suites"])
+
     def notice(self) -> str:
         """A MyST admonition when the results were produced while the page executed, else an empty string."""
         if not self.fallback:
@@ -170,47 +188,3 @@ def table(df: pd.DataFrame, name: str, caption: str, csv: pd.DataFrame | None = 
         f"::::{{table}} {caption}\n:name: {name}\n:align: left\n\n{markdown_table(df, index)}\n::::\n\n"
         f"{{download}}`Download this table as CSV <{link}>`"
     )
-
-
-@dataclass
-class ReaderModel:
-    """A trained CLIP for the exercises, with the corpus it was trained on (see `reader_model`)."""
-
-    model: object
-    tokenizer: object
-    corpus_dir: Path
-    size: int
-    profile: str
-    fallback: bool
-
-    def notice(self) -> str:
-        if not self.fallback:
-            return (f"This page uses the `{self.profile}`-profile `clip_small` model (seed 0) from "
-                    f"`runs/clip_small/{self.profile}/seed0/` and the corpus at `{self.corpus_dir}`.")
-        return (
-            "```{note}\nNo locally trained `clip_small` model and corpus were found (`runs/clip_small/cpu/seed0/` "
-            "and a built full corpus; model weights are not committed), so a **smoke-profile model was trained on "
-            "the generated shapes corpus while this page executed** (seconds). Its answers are about coloured "
-            "shapes. Run `make data` and `repro run clip_small --profile cpu` to explore the real model.\n```"
-        )
-
-
-def reader_model(profiles: Sequence[str] = ("gpu", "cpu")) -> ReaderModel:
-    """The first locally trained `clip_small` model (seed 0) of `profiles` whose corpus is built, or else a smoke
-    model trained now into `_build/fallback/` (the returned `fallback` is True; show `notice()`)."""
-    from .data.build import corpus_dir
-    from .data.sources import data_dir
-    from .experiments import clip_small
-    from .experiments.common import corpus_for, trained_clip
-
-    for profile in profiles:
-        spec = clip_small.PROFILES[profile]
-        run = repo_root() / "runs"
-        corpus = corpus_dir(Path(data_dir()), spec["corpus"])
-        if (run / clip_small.NAME / profile / "seed0" / "model.safetensors").is_file() and \
-                (corpus / "manifest.json").is_file():
-            model, tokenizer, config = trained_clip(profile, 0, run)
-            return ReaderModel(model, tokenizer, corpus, config.data_size, profile, False)
-    fb_results, fb_runs = _fallback_dirs(clip_small.NAME)
-    model, tokenizer, config = trained_clip("smoke", 0, fb_runs, fb_results)
-    return ReaderModel(model, tokenizer, corpus_for("smoke"), config.data_size, "smoke", True)

@@ -12,3 +12,12 @@ def check_keys(cls: type, data: Mapping, what: str) -> None:
     unknown = sorted(set(data) - names)
     if unknown:
         raise ValueError(f"unknown {what} keys: {unknown}; known keys are {sorted(names)}")
+
+
+def progress_disabled() -> bool:
+    """True when the environment asks for no progress bars (`TQDM_DISABLE`, tqdm's own variable, set to anything
+    but "" / "0" / "false"): the book sets it, since bars belong on a terminal, not on a rendered page. tqdm reads
+    it only for bars whose `disable` is not passed; the package's bars pass one, so they ask here."""
+    import os
+
+    return os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false")

@@ -27,7 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .checkpoint import load_state, save_state
-from .config import check_keys
+from .config import check_keys, progress_disabled
 from .data.pack import load_packed
 from .data.tensors import crop_params, normalize, square_crop, to_float
 from .files import atomic_write_text
@@ -313,7 +313,8 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
     per_rank = config.batch_size // world
     res = clip_config.image_resolution
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
-    bar = tqdm(total=total, initial=start, desc="train", unit="step", disable=rank != 0 or not config.progress)
+    bar = tqdm(total=total, initial=start, desc="train", unit="step", disable=rank != 0 or not config.progress
+               or progress_disabled())
     t0, seen, last = time.time(), 0, {}
     end = total if stop_after is None else min(total, start + stop_after)
     for step in range(start, end):

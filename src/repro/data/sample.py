@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -87,3 +88,14 @@ def sample_split(sample: PackedSplit, split: str) -> PackedSplit:
 def sample_suites(sample: PackedSplit) -> list[Suite]:
     """The evaluation suites recorded with the sample (those of its splits)."""
     return [Suite.from_dict(s) for s in sample.meta["suites"]]
+
+
+def credits(packed: PackedSplit, rows: Sequence[int] | None = None) -> str:
+    """One sentence of attribution for the pictures `rows` of `packed` (default: all): each source's attribution
+    once, and, where OpenMoji pictures are among them, that the figure is shared under CC BY-SA 4.0."""
+    rows = range(len(packed)) if rows is None else rows
+    seen = dict.fromkeys(packed.fields["attribution"][i] for i in rows)
+    text = "Pictures: " + "; ".join(seen) + "."
+    if any(packed.fields["licence"][i] == "CC-BY-SA-4.0" for i in rows):
+        text += " This figure contains OpenMoji pictures and is shared alike, under CC BY-SA 4.0."
+    return text

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..config import progress_disabled
 from ..data.tensors import model_input
 
 __all__ = ["encode_images", "encode_texts", "model_device", "normalize"]
@@ -70,7 +71,7 @@ class _EvalMode:
 
 def _bar(total: int, batch_size: int, progress: bool | None, desc: str) -> tqdm:
     show = progress if progress is not None else total > PROGRESS_MIN_BATCHES * batch_size
-    return tqdm(total=total, desc=desc, unit="item", disable=not show, leave=False)
+    return tqdm(total=total, desc=desc, unit="item", disable=not show or progress_disabled(), leave=False)
 
 
 def encode_images(

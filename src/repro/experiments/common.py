@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import torch
@@ -46,6 +46,13 @@ def corpus_for(corpus: str) -> Path:
             "(or `make data`), or set REPRO_DATA to where it was built"
         )
     return path
+
+
+def suite_facts(suites: Iterable) -> dict[str, dict]:
+    """What a chapter needs to know about each suite without the corpus — its split, label, class count and chance
+    level — keyed by suite name; recorded in the result files of experiments that keep only accuracies."""
+    return {s.name: {"split": s.split, "label": s.label, "n_classes": len(s.classes), "chance": 1 / len(s.classes)}
+            for s in suites}
 
 
 def curves_from_log(rows: list[dict], keys: tuple[str, ...] = ("loss", "lr", "logit_scale", "img_s")) -> dict:

@@ -19,7 +19,7 @@ from ..evaluate.runner import SplitCache, load_suites
 from ..tokenizer import Tokenizer
 from ..train import TrainConfig, read_log
 from .clip_small import PROFILES as CLIP_PROFILES
-from .common import cached_json, corpus_for, curves_from_log, shared_tokenizer, train_with_snapshots
+from .common import cached_json, corpus_for, curves_from_log, shared_tokenizer, suite_facts, train_with_snapshots
 from .fewshot import shots_to_match
 from .results import write_result
 
@@ -83,7 +83,7 @@ def run(profile: str, seed: int, workdir: Path, results_root: Path | None = None
     tokenizer_path = shared_tokenizer(corpus, base.clip_config().vocab_size, Path(workdir), size=base.data_size)
     splits = SplitCache(None, corpus, base.data_size)
     start = time.time()
-    metrics: dict = {"objectives": {}}
+    metrics: dict = {"objectives": {}, "suites": suite_facts(suites[name] for name in spec["suites"])}
     curves: dict = {}
     for kind in OBJECTIVES:
         config = TrainConfig.from_dict(asdict(base) | {

@@ -1,0 +1,60 @@
+"""The book builds from committed files alone: no chapter reads the corpus or a local training run, and the pages
+executed for the book show no progress bars."""
+
+from __future__ import annotations
+
+import re
+
+import jupytext
+import pytest
+from conftest import REPO
+
+from repro import book
+from repro.config import progress_disabled
+from repro.evaluate.features import encode_images
+
+CHAPTERS = sorted((REPO / "chapters").glob("*.md"))
+#: Calls and paths that only work where the corpus was built or a model was trained on this machine.
+LOCAL_ONLY = (r"\bcorpus_for\b", r"\bcorpus_dir\(", r"\bdata_dir\(", r"\bload_packed\b", r"\bREPRO_DATA\b",
+              r"\btrained_clip\b", r"\bSplitCache\b", r"\brun_suites\b", r"\bload_suites\b", r"(?<!\w)runs/",
+              r"\.cache/clip-repro", r"build/full")
+
+
+def code_of(path) -> str:
+    return "\n".join(c.source for c in jupytext.read(path).cells if c.cell_type == "code")
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_no_chapter_reads_the_corpus_or_a_local_run(chapter) -> None:
+    found = [pattern for pattern in LOCAL_ONLY if re.search(pattern, code_of(chapter))]
+    assert not found, f"{chapter.name} executes code that needs a built corpus or a local run: {found}"
+
+
+def test_local_only_check_catches_a_corpus_import(tmp_path) -> None:
+    header = (REPO / "chapters" / "exercises.md").read_text().split("# Exercises")[0]
+    page = tmp_path / "page.md"
+    page.write_text(header + "# T\n\n```{code-cell} ipython3\nfrom repro.experiments.common import corpus_for\n```\n"
+                    "```{code-cell} ipython3\nmodel = load('../runs/clip_small/cpu/seed0/model.safetensors')\n```\n")
+    code = code_of(page)
+    assert [p for p in LOCAL_ONLY if re.search(p, code)] == [r"\bcorpus_for\b", r"(?<!\w)runs/"]
+
+
+def test_suite_facts_of_committed_results_need_no_corpus(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("REPRO_DATA", str(tmp_path))  # an empty data folder
+    monkeypatch.chdir(REPO / "chapters")
+    facts = book.experiment_results("objectives").suite_facts()
+    assert facts["emoji-category/val"]["n_classes"] == 9
+    assert facts["emoji-category/val"]["chance"] == pytest.approx(1 / 9)
+
+
+@pytest.mark.parametrize("value, disabled", [("", False), ("0", False), ("false", False), ("1", True), ("True", True)])
+def test_progress_bars_follow_tqdm_disable(monkeypatch, capsys, value, disabled) -> None:
+    import numpy as np
+    from test_models import SMALL_VIT
+
+    from repro.models import CLIP
+
+    monkeypatch.setenv("TQDM_DISABLE", value)
+    assert progress_disabled() is disabled
+    encode_images(CLIP(SMALL_VIT), np.zeros((4, 32, 32, 3), np.uint8), batch_size=1, progress=True)
+    assert ("encode images" in capsys.readouterr().err) is not disabled
