@@ -183,6 +183,7 @@ def test_summary_for_the_book(smoke, tmp_path) -> None:
 
     root, manifest = smoke
     s = read_summary(write_summary(root, "smoke", tmp_path / "data" / "smoke"))
+    assert set(s["names"]["suites"]) == {suite["name"] for suite in s["suites"]["suites"]}
     assert s["manifest"] == manifest and s["suites"]["suites"]
     assert s["grid"]["images"].shape[1:] == (3, 64, 64, 3) and s["grid"]["styles"] == ["filled", "striped", "outline"]
     assert set(s["captions"]) == {"train", "val", "zeroshot", "test-outline"}

@@ -73,7 +73,22 @@ def write_summary(root: Path, corpus: str, out: Path) -> Path:
                 by_source[row["source"]].append({k: row[k] for k in ("concept_id", "name", "style", "captions")})
         examples[split_name] = [r for rows in by_source.values() for r in rows]
     atomic_write_text(out / "captions.json", json.dumps(examples, indent=1, ensure_ascii=False))
+    write_names(src, out)
     return out
+
+
+def write_names(corpus: Path, out: Path) -> Path:
+    """names.json: for every suite of `corpus`, how often its class names and template words occur in the training
+    captions (`repro.data.vocabulary.name_occurrence`)."""
+    from .pack import load_packed
+    from .suites import Suite
+    from .vocabulary import name_occurrence
+
+    suites = [Suite.from_dict(s) for s in json.loads((corpus / "suites.json").read_text())["suites"]]
+    train = min((corpus / "packed").glob("train_*.npz"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+    record = name_occurrence(load_packed(train), suites)
+    atomic_write_text(out / "names.json", json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+    return out / "names.json"
 
 
 def read_summary(path: Path) -> dict:
@@ -86,6 +101,7 @@ def read_summary(path: Path) -> dict:
         "manifest": json.loads((path / "manifest.json").read_text()),
         "suites": json.loads((path / "suites.json").read_text()),
         "captions": json.loads((path / "captions.json").read_text()),
+        "names": json.loads((path / "names.json").read_text()) if (path / "names.json").is_file() else None,
         "grid": grid,
     }
 
