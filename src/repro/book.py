@@ -16,13 +16,17 @@ from pathlib import Path
 
 import pandas as pd
 
+from .edition import book_revision, citation, repository_url, sources_note, trained_model
 from .experiments.results import load_results, mean_ci
+from .models.naming import baseline_name, baseline_names, describe
 
 # Progress bars in an executed notebook fall back to text when ipywidgets is absent; the warning saying so would
 # otherwise be printed into the page.
 warnings.filterwarnings("ignore", message="IProgress not found")
 
-__all__ = ["PROFILES", "ExperimentResults", "experiment_results", "fmt_ci", "markdown_table", "table", "repo_root"]
+__all__ = ["PROFILES", "ExperimentResults", "experiment_results", "fmt_ci", "markdown_table", "table", "repo_root",
+           "sources_note", "citation", "book_revision", "repository_url", "describe", "baseline_name",
+           "baseline_names", "trained_model"]
 
 #: Committed result profiles, best first: the book shows `gpu` results when they exist, else `cpu`.
 PROFILES = ("gpu", "cpu")
