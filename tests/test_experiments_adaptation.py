@@ -16,6 +16,7 @@ from repro.evaluate.shift import shift_task
 from repro.evaluate.zeroshot import zeroshot_eval
 from repro.experiments import adaptation, get
 from repro.experiments.common import trained_clip
+from repro.models.naming import effective_config
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +69,8 @@ def test_trainable_parameters_are_ordered(smoke_run) -> None:
     assert counts[3] == metrics["base_params"]
     lora = metrics["methods"]["lora"]
     assert counts[2] == lora["lora_params"] + 1  # + the temperature
-    n_classes, embed = metrics["task"]["n_classes"], smoke_run["record"]["config"]["clip_small"]["model_overrides"][
-        "embed_dim"]
+    n_classes = metrics["task"]["n_classes"]
+    embed = effective_config(smoke_run["record"]["config"]["clip_small"]).embed_dim
     assert counts[1] == embed * n_classes + n_classes
 
 
