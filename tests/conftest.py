@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
+import os
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -54,3 +57,53 @@ def smoke_experiment(tmp_path_factory: pytest.TempPathFactory, name: str) -> Ite
         path = get(name).run("smoke", 0, root / "runs", results_root=root / "results")
         [record] = load_results(name, "smoke", root=root / "results")
         yield {"root": root, "path": path, "record": record, "corpus": corpus_for("smoke")}
+
+
+#: a model small enough to train a few steps in a fraction of a second
+TINY = {"embed_dim": 64, "vision_width": 64, "vision_layers": 1, "vision_patch_size": 8, "transformer_width": 64,
+        "transformer_layers": 1, "context_length": 16, "vocab_size": 600}
+
+
+def build_smoke(root: Path, seed: int = 0) -> str:
+    """The smoke corpus built (offline, seconds) under `root`; returns its directory."""
+    from repro.data.build import BuildConfig, build, corpus_dir
+
+    build(BuildConfig(corpus="smoke", workers=1, pack_sizes=(32,), seed=seed), root=root)
+    return str(corpus_dir(root, "smoke"))
+
+
+def tiny_settings(corpus: str, out: str | os.PathLike, **kw) -> dict:
+    """Training settings of an 8-step run of the TINY model on `corpus` into `out`, with `kw` replacing them."""
+    base = dict(corpus_dir=corpus, out_dir=str(out), model="ViT-T/4@32px", model_overrides=TINY, data_size=32,
+                batch_size=16, steps=8, warmup_steps=2, lr=1e-3, log_every=1, checkpoint_every=4, progress=False)
+    return base | kw
+
+
+def tiny_config(corpus: str, out: str | os.PathLike, **kw):
+    """`tiny_settings` as a TrainConfig."""
+    from repro.train import TrainConfig
+
+    return TrainConfig(**tiny_settings(corpus, out, **kw))
+
+
+#: faults injected by tests/test_faults.py, and those the code survived (reported at the end of the session)
+FAULTS: Counter = Counter()
+
+
+def record_fault(kind: str, survived: bool) -> None:
+    FAULTS[f"injected:{kind}"] += 1
+    FAULTS["injected"] += 1
+    if survived:
+        FAULTS[f"survived:{kind}"] += 1
+        FAULTS["survived"] += 1
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if FAULTS["injected"]:
+        kinds = sorted({k.split(":", 1)[1] for k in FAULTS if ":" in k})
+        detail = ", ".join(f"{k} {FAULTS['survived:' + k]}/{FAULTS['injected:' + k]}" for k in kinds)
+        terminalreporter.write_sep("=", f"fault injection: {FAULTS['survived']} of {FAULTS['injected']} faults "
+                                        f"survived ({detail})")
+        out = os.environ.get("REPRO_FAULTS_JSON")
+        if out:
+            Path(out).write_text(json.dumps(dict(FAULTS), indent=1))

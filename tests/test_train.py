@@ -11,26 +11,19 @@ import socket
 import pytest
 import torch
 import torch.multiprocessing as mp
+from conftest import TINY, build_smoke, tiny_config
 
 import repro
-from repro.data.build import BuildConfig, build, corpus_dir
 from repro.train import TrainConfig, TrainingDiverged, load_state, lr_lambda, param_groups, read_log, train
-
-TINY = {"embed_dim": 64, "vision_width": 64, "vision_layers": 1, "vision_patch_size": 8, "transformer_width": 64,
-        "transformer_layers": 1, "context_length": 16, "vocab_size": 600}
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> str:
-    root = tmp_path_factory.mktemp("data")
-    build(BuildConfig(corpus="smoke", workers=1, pack_sizes=(32,)), root=root)
-    return str(corpus_dir(root, "smoke"))
+    return build_smoke(tmp_path_factory.mktemp("data"))
 
 
 def config(corpus: str, out, **kw) -> TrainConfig:
-    base = dict(corpus_dir=corpus, out_dir=str(out), model="ViT-T/4@32px", model_overrides=TINY, data_size=32,
-                batch_size=16, steps=8, warmup_steps=2, lr=1e-3, log_every=1, checkpoint_every=4, progress=False)
-    return TrainConfig(**(base | kw))
+    return tiny_config(corpus, out, **kw)
 
 
 def test_trains_end_to_end_and_saves_a_loadable_model(corpus, tmp_path) -> None:

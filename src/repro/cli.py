@@ -59,26 +59,80 @@ def cmd_data_build(args: argparse.Namespace) -> int:
 def _setting(text: str) -> tuple[str, object]:
     import json
 
-    key, _, value = text.partition("=")
+    key, eq, value = text.partition("=")
+    if not eq or not key:
+        raise ValueError(f"--set expects KEY=VALUE, got {text!r}")
     try:
         return key, json.loads(value)
     except json.JSONDecodeError:
         return key, value
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def _read_settings(path: str | None) -> dict:
     import json
+
+    if not path:
+        return {}
+    try:
+        settings = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(settings, dict):
+        raise ValueError(f"{path}: expected a JSON object of TrainConfig keys, got {type(settings).__name__}")
+    return settings
+
+
+def cmd_train(args: argparse.Namespace) -> int:
     import logging
 
     from .train import TrainConfig, train
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    settings = json.loads(Path(args.config).read_text()) if args.config else {}
-    settings |= dict(_setting(s) for s in args.set)
+    settings = _read_settings(args.config) | dict(_setting(s) for s in args.set)
     summary = train(TrainConfig.from_dict(settings), resume=args.resume)
     print(f"trained {summary['steps']} steps in {summary['wall_time_s']:.0f} s ({summary['img_s']:.0f} img/s); "
           f"final {summary['final']}; log {summary['log']}")
     return 0
+
+
+def _eval_tokenizer(args: argparse.Namespace, model) -> object:
+    """The tokenizer to evaluate `model` with: --tokenizer, else the model's own, else OpenAI's BPE when it fits
+    the model's vocabulary; else a clear error."""
+    from .tokenizer import Tokenizer, default_tokenizer
+
+    tokenizer = Tokenizer.load(args.tokenizer) if args.tokenizer else model.tokenizer
+    vocab = model.config.vocab_size
+    if tokenizer is None:
+        tokenizer = default_tokenizer()
+        if tokenizer.vocab_size > vocab:
+            raise ValueError(f"{args.checkpoint} holds no tokenizer, and its {vocab}-token vocabulary is smaller "
+                             f"than OpenAI's BPE ({tokenizer.vocab_size} tokens): pass the tokenizer it was trained "
+                             "with (--tokenizer FILE.json), or save the model with it (repro.save(path, model, "
+                             "tokenizer))")
+    elif tokenizer.vocab_size > vocab:
+        raise ValueError(f"the tokenizer has {tokenizer.vocab_size} tokens but {args.checkpoint}'s vocabulary only "
+                         f"{vocab}: it is not the tokenizer the model was trained with")
+    return tokenizer
+
+
+def _check_eval_corpus(args: argparse.Namespace) -> None:
+    """Warn when the checkpoint was trained on another corpus; refuse a zero-shot split holding its training
+    concepts unless --allow-training-concepts."""
+    from .checkpoint import read_metadata
+    from .evaluate.runner import evaluated_splits
+    from .provenance import eval_corpus_check
+
+    path = Path(args.checkpoint)
+    trained = read_metadata(path).get("corpus") if path.is_file() else None
+    splits = evaluated_splits(args.corpus_dir, args.size, args.suite or None)
+    warnings, leaks = eval_corpus_check(trained if isinstance(trained, dict) else None, args.corpus_dir, splits,
+                                        args.size, what=str(path))
+    for text in warnings + (leaks if args.allow_training_concepts else []):
+        print(f"repro: warning: {text}", file=sys.stderr)
+    if leaks and not args.allow_training_concepts:
+        more = f" (and {len(leaks) - 1} more such splits)" if len(leaks) > 1 else ""
+        raise ValueError(f"{leaks[0]}{more}: its zero-shot score would be inflated; evaluate on the model's own "
+                         "corpus, or pass --allow-training-concepts to go on")
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -86,10 +140,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from .evaluate import run_suites
     from .loading import load
-    from .tokenizer import default_tokenizer
 
     model, _ = load(args.checkpoint)
-    tokenizer = model.tokenizer or default_tokenizer()
+    tokenizer = _eval_tokenizer(args, model)
+    _check_eval_corpus(args)
     results = run_suites(model, tokenizer, Path(args.corpus_dir), args.size, args.suite or None)
     text = json.dumps(results, indent=1, default=float)
     if args.out:
@@ -124,6 +178,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="repro", description="clip-repro: CLIP reproduced at small scale")
     parser.add_argument("--version", action="version", version=f"repro {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error (also: environment variable REPRO_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("presets", help="list the model presets and their parameter counts").set_defaults(func=cmd_presets)
     p = sub.add_parser("tokenize", help="print OpenAI BPE ids of each text (no start/end tokens)")
@@ -146,7 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model (see repro.train.TrainConfig for the keys)")
     t.add_argument("config", nargs="?", help="a JSON file of TrainConfig keys")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key (JSON value)")
-    t.add_argument("--resume", action="store_true", help="continue from out_dir/checkpoint.safetensors")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in out_dir from its checkpoint, with the run's settings (without it, an "
+                        "out_dir that holds a run is an error)")
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("eval", help="zero-shot and retrieval evaluation of a checkpoint on a built corpus")
     e.add_argument("checkpoint", help="a .safetensors model (repro.save) or a preset name")
@@ -154,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--size", type=int, default=32, help="packed resolution to evaluate on")
     e.add_argument("--suite", action="append", default=[], help="only these suites (repeatable)")
     e.add_argument("--out", help="write the results as JSON there")
+    e.add_argument("--tokenizer", help="a tokenizer JSON (default: the checkpoint's own, else OpenAI's BPE)")
+    e.add_argument("--allow-training-concepts", action="store_true",
+                   help="evaluate even when a zero-shot split holds concepts the model was trained on")
     e.set_defaults(func=cmd_eval)
     r = sub.add_parser("run", help="run an experiment at a profile, writing results/NAME/PROFILE/seed<K>.json")
     r.add_argument("name")
@@ -165,9 +226,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def error_line(error: BaseException) -> str:
+    """One line naming the problem: the message (with the error's type when it is not a plain bad-input error)."""
+    message = " ".join(str(error).split()) or type(error).__name__
+    if not isinstance(error, (ValueError, OSError, RuntimeError)):
+        message = f"{type(error).__name__}: {message}"
+    return message
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; an error prints one line (`repro: error: ...`, exit status 1), its traceback only with
+    --debug or REPRO_DEBUG=1."""
+    import os
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    debug = args.debug or os.environ.get("REPRO_DEBUG", "") not in ("", "0")
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("repro: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - every error reaches the user as one line
+        if debug:
+            raise
+        print(f"repro: error: {error_line(e)} (--debug or REPRO_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 from collections.abc import Callable
@@ -34,3 +35,18 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         Path(tmp).write_text(text, encoding="utf-8")
 
     atomic_write(path, write)
+
+
+def stray_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Temporary files that an interrupted `atomic_write` of `path` left beside it (a kill -9 runs no cleanup)."""
+    path = Path(path)
+    return sorted(path.parent.glob(f".{glob.escape(path.name)}.*.tmp")) if path.parent.is_dir() else []
+
+
+def remove_stray_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove what `stray_temporaries(path)` lists; returns the removed paths. Call it only where no other process
+    is writing `path` (e.g. a run folder at the start of its run)."""
+    removed = stray_temporaries(path)
+    for tmp in removed:
+        tmp.unlink(missing_ok=True)
+    return removed

@@ -66,15 +66,39 @@ def load(
             raise ValueError(
                 f"{str(name_or_path)!r} is neither a model name ({', '.join(available_models())}) nor an existing file"
             )
-        if path.suffix != ".safetensors":
-            raise ValueError(f"{path}: only .safetensors checkpoints are loaded (pickled .pt files are never opened)")
-        tensors, metadata = load_state(path)
+        tensors, metadata = read_model_file(path)
         config = CLIPConfig.from_dict(metadata[CONFIG_KEY]) if CONFIG_KEY in metadata else None
         model = build_model(tensors, config)
         if TOKENIZER_KEY in metadata:
-            tokenizer = Tokenizer.from_dict(metadata[TOKENIZER_KEY], source=f"{path}: {TOKENIZER_KEY}")
+            tokenizer = Tokenizer.from_dict(metadata[TOKENIZER_KEY], source=f"{path} (metadata {TOKENIZER_KEY!r})")
             tokenizer.context_length = model.config.context_length
     model = model.to(device)
     model.tokenizer = tokenizer
     model.metadata = {k: v for k, v in metadata.items() if k not in (CONFIG_KEY, TOKENIZER_KEY)}
     return model, Preprocess(model.config.image_resolution)
+
+
+def read_model_file(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """The tensors and metadata of a model file, checked: a one-line error says what `path` is instead (a
+    directory, a pickle, a training checkpoint, a file with cut-short metadata or non-finite weights)."""
+    if path.is_dir():
+        inside = path / "model.safetensors"
+        hint = f": load {inside}" if inside.is_file() else " (load a .safetensors file)"
+        raise ValueError(f"{path} is a directory, not a model file{hint}")
+    if path.suffix != ".safetensors":
+        raise ValueError(f"{path}: only .safetensors checkpoints are loaded (pickled .pt files are never opened)")
+    tensors, metadata = load_state(path)
+    if "train_config" in metadata or any(k.startswith("model.") for k in tensors):
+        model = path.with_name("model.safetensors")
+        where = model if model.is_file() else "the model.safetensors that training writes beside it when it ends"
+        raise ValueError(f"{path} is a training checkpoint (weights with optimiser state), not a model: load {where}")
+    for key in (CONFIG_KEY, TOKENIZER_KEY):
+        if key in metadata and not isinstance(metadata[key], dict):
+            raise ValueError(f"{path}: its {key!r} metadata is not a JSON object (cut short or damaged?): "
+                             f"{str(metadata[key])[:40]!r}")
+    for name, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise ValueError(f"{path}: tensor {name!r} has {bad} non-finite values (NaN or infinity) of {t.numel()}; "
+                             "the model diverged or the file is damaged")
+    return tensors, metadata

@@ -18,22 +18,28 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from safetensors import SafetensorError
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import runs
 from .checkpoint import load_state, save_state
-from .config import check_keys, progress_disabled
+from .config import progress_disabled
 from .data.pack import load_packed
 from .data.tensors import crop_params, normalize, square_crop, to_float
-from .files import atomic_write_text
 from .loading import save as save_model
-from .models import PRESETS, CLIPConfig
+from .models import CLIPConfig
+from .provenance import concept_fingerprint, corpus_identity
 from .tokenizer import Tokenizer
+from .train_config import TrainConfig
+
+__all__ = ["CheckpointNotWritten", "TrainConfig", "TrainData", "TrainingDiverged", "corpus_identity", "load_state",
+           "lr_lambda", "param_groups", "read_log", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -42,54 +48,8 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
-@dataclass
-class TrainConfig:
-    """Everything a run needs (one object, nanoGPT style). Unknown keys are an error (`from_dict`)."""
-
-    corpus_dir: str = ""  # a built corpus: <data>/build/<corpus> with packed/ and suites.json
-    out_dir: str = "runs/clip"
-    train_split: str = "train"
-    data_size: int = 32  # packed resolution loaded; crops are resampled to the model's resolution
-    max_train_images: int | None = None
-    model: str = "ViT-T/4@32px"
-    model_overrides: dict = field(default_factory=dict)  # CLIPConfig fields replacing the preset's
-    objective: str = "clip"  # clip | bow-contrastive | bow-predict | caption-lm | supervised
-    label: str = "subcategory"  # the label field of the supervised objective
-    label_classes: list[str] | None = None  # its classes in this order (rows with other values are left out)
-    baseline_depth: int = 101  # the supervised baseline: a torchvision-layout ResNet-18/34/50/101/152
-    baseline_width: int = 64  # its base width (64 is torchvision's)
-    temperature: str = "learnable"  # learnable (clamped at 100) | unclamped | fixed
-    fixed_temperature: float = 0.07
-    tokenizer: str = "train"  # "train": learn BPE on the training captions; "openai"; or a tokenizer JSON path
-    batch_size: int = 256  # global
-    epochs: float = 1.0
-    steps: int | None = None  # overrides epochs
-    lr: float = 5e-4
-    weight_decay: float = 0.2
-    warmup_steps: int = 100
-    betas: tuple[float, float] | None = None  # None: (0.9, 0.98) for ViT, (0.9, 0.999) for ResNets (paper)
-    eps: float | None = None  # None: 1e-6 for ViT, 1e-8 for ResNet
-    min_crop_scale: float = 0.5
-    precision: str = "fp32"  # fp32 | bf16
-    compile: bool = False
-    seed: int = 0
-    device: str = "auto"
-    checkpoint_every: int = 500
-    log_every: int = 10
-    progress: bool = True
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        check_keys(cls, d, "training config")
-        d = dict(d)
-        if d.get("betas") is not None:
-            d["betas"] = tuple(d["betas"])
-        return cls(**d)
-
-    def clip_config(self) -> CLIPConfig:
-        if self.model not in PRESETS:
-            raise ValueError(f"unknown model preset {self.model!r}; known: {', '.join(PRESETS)}")
-        return CLIPConfig.from_dict(PRESETS[self.model].to_dict() | self.model_overrides)
+class CheckpointNotWritten(RuntimeError):
+    """A checkpoint could not be written (a full disk, …); the previous one is intact and the run stops."""
 
 
 def _device(name: str) -> torch.device:
@@ -159,23 +119,6 @@ def build_tokenizer(config: TrainConfig, vocab_size: int) -> Tokenizer:
     return Tokenizer.train(texts, vocab_size)
 
 
-def corpus_identity(config: TrainConfig) -> dict:
-    """What a run trains on, recorded in its checkpoint and model: the corpus's name and build stamp (from its
-    manifest, when it has one), the training split, its size and the SHA-256 of its packed file."""
-    import hashlib
-
-    corpus = Path(config.corpus_dir)
-    path = corpus / "packed" / f"{config.train_split}_{config.data_size}.npz"
-    manifest = corpus / "manifest.json"
-    info = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else {}
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return {"name": info.get("corpus", corpus.name), "stamp": info.get("stamp"), "train_split": config.train_split,
-            "train_file": path.name, "train_sha256": digest.hexdigest(), "max_train_images": config.max_train_images}
-
-
 def param_groups(objective: nn.Module, weight_decay: float) -> list[dict]:
     """Decoupled weight decay on weights only: not on gains, biases, norms or the temperature (paper §2.5)."""
     exempt = set(getattr(objective, "no_weight_decay", lambda: set())())
@@ -220,20 +163,27 @@ def _optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor
 
 def save_checkpoint(path: Path, objective: nn.Module, opt, sched, step: int, tokenizer: Tokenizer,
                     config: TrainConfig, corpus: dict | None = None) -> None:
-    """Weights, optimiser moments, scheduler and RNG state in one safetensors file, written atomically."""
+    """Weights, optimiser moments, scheduler and RNG state in one safetensors file, written atomically; the file
+    it replaces is kept as checkpoint.prev.safetensors. A failed write (a full disk) raises CheckpointNotWritten
+    and leaves both files as they were."""
     tensors = {f"model.{k}": v for k, v in objective.state_dict().items()}
     opt_tensors, opt_meta = _optimizer_state(opt)
     tensors |= opt_tensors | {"rng.cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
         tensors["rng.cuda"] = torch.cuda.get_rng_state()
-    save_state(path, tensors, {"step": step, "optimizer": opt_meta, "scheduler": sched.state_dict(),
-                               "tokenizer": tokenizer.to_dict(), "train_config": asdict(config),
-                               "corpus": corpus})
+    try:
+        runs.keep_previous(path)
+        save_state(path, tensors, {"step": step, "optimizer": opt_meta, "scheduler": sched.state_dict(),
+                                   "tokenizer": tokenizer.to_dict(), "train_config": asdict(config),
+                                   "corpus": corpus})
+    except (OSError, SafetensorError) as e:
+        kept = f"{path} (step {load_state(path)[1]['step']})" if path.is_file() else "absent (none was written yet)"
+        raise CheckpointNotWritten(f"could not write the checkpoint of step {step} to {path}: {e}; the previous "
+                                   f"checkpoint is intact: {kept}. Free space and resume the run") from e
 
 
-def load_checkpoint(path: Path, objective: nn.Module, opt, sched, device: torch.device) -> int:
-    """Restore what `save_checkpoint` wrote; returns the step to continue from."""
-    tensors, meta = load_state(path)
+def restore_checkpoint(tensors: dict, meta: dict, objective: nn.Module, opt, sched, device: torch.device) -> int:
+    """Restore what `save_checkpoint` wrote (tensors and metadata as `load_state` reads them); returns its step."""
     objective.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
     state = {int(i): {k: tensors[f"optim.{i}.{k}"].to(device) for k in keys}
              for i, keys in meta["optimizer"]["state_keys"].items()}
@@ -245,42 +195,61 @@ def load_checkpoint(path: Path, objective: nn.Module, opt, sched, device: torch.
     return int(meta["step"])
 
 
-def _truncate_log(path: Path, step: int) -> None:
-    """Keep only log lines up to `step`, so a resumed run's log is the uninterrupted run's."""
-    if path.is_file():
-        lines = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
-        atomic_write_text(path, "".join(ln + "\n" for ln in lines))
+def load_checkpoint(path: Path, objective: nn.Module, opt, sched, device: torch.device) -> int:
+    """Restore the checkpoint file `path`; returns the step to continue from."""
+    return restore_checkpoint(*load_state(path), objective, opt, sched, device)
+
+
+def _packed_train_file(config: TrainConfig) -> Path:
+    """The packed training split, or a clear error when corpus_dir is not a built corpus that has it."""
+    corpus = Path(config.corpus_dir)
+    path = corpus / "packed" / f"{config.train_split}_{config.data_size}.npz"
+    if not config.corpus_dir or not (corpus / "packed").is_dir():
+        raise FileNotFoundError(f"corpus_dir {config.corpus_dir!r} is not a built corpus (no packed/ folder): "
+                                "build one with `repro data build` and set corpus_dir to it")
+    if not path.is_file():
+        have = sorted(p.name for p in path.parent.glob("*.npz"))
+        raise FileNotFoundError(f"{path} is missing: split {config.train_split!r} is not packed at "
+                                f"{config.data_size} px (packed: {', '.join(have) or 'none'})")
+    return path
 
 
 def train(config: TrainConfig, resume: bool = False, stop_after: int | None = None,
-          callback: Callable[[int, nn.Module], None] | None = None) -> dict:
-    """Train as `config` says; returns a summary (steps, loss, throughput, paths). `resume` continues from
-    out_dir/checkpoint.safetensors; `stop_after` ends the process's work after that many steps (for tests of
-    interrupted runs) without changing the schedule. `callback(steps_done, objective)` runs on rank 0 after every
-    optimizer step (e.g. to evaluate during training, for curves against images seen); the objective is back in
-    training mode afterwards and its time is not counted in the throughput."""
+          callback: Callable[[int, nn.Module], None] | None = None, replace: bool = False) -> dict:
+    """Train as `config` says; returns a summary (steps, loss, throughput, paths). `resume` continues the run in
+    out_dir from its checkpoint (refusing changed settings and an out_dir that holds no run); without it, an
+    out_dir that holds a run is an error unless `replace` (the old run's files are then removed, with a warning).
+    See `repro.runs` for what keeps a run folder whole. `stop_after` ends the process's work after that many steps
+    (for tests of interrupted runs) without changing the schedule. `callback(steps_done, objective)` runs on rank 0
+    after every optimizer step (e.g. to evaluate during training, for curves against images seen); the objective is
+    back in training mode afterwards and its time is not counted in the throughput."""
     from .objectives import make_objective
 
     rank, world = _init_distributed()
     device = _device(config.device)
     out = Path(config.out_dir)
-    ckpt_path, log_path = out / "checkpoint.safetensors", out / "metrics.jsonl"
+    ckpt_path, log_path = out / runs.CHECKPOINT, out / runs.LOG
     if config.batch_size % world:
         raise ValueError(f"batch_size {config.batch_size} is not divisible by the {world} processes")
+    _packed_train_file(config)
     clip_config = config.clip_config()
-    if resume and ckpt_path.is_file():
-        tokenizer = Tokenizer.from_dict(load_state(ckpt_path)[1]["tokenizer"])
+    begin = runs.plan(config, resume, replace)
+    if begin.meta is not None:
+        tokenizer = Tokenizer.from_dict(begin.meta["tokenizer"], source=str(begin.path))
     else:
         tokenizer = build_tokenizer(config, clip_config.vocab_size)
     if tokenizer.vocab_size != clip_config.vocab_size:
         clip_config = CLIPConfig.from_dict(clip_config.to_dict() | {"vocab_size": tokenizer.vocab_size})
     data = TrainData(config, tokenizer, clip_config.context_length, device)
-    corpus = corpus_identity(config) | {"n_train": len(data)}
+    corpus = corpus_identity(config) | {"n_train": len(data), "concepts": concept_fingerprint(data.fields["name"])}
+    before = (begin.meta or {}).get("corpus") or {}
+    if before.get("train_sha256") not in (None, corpus["train_sha256"]):
+        raise runs.RunFolderError(
+            f"cannot resume the run in {out}: its training split {corpus['train_file']} changed since the "
+            f"checkpoint (sha256 {before['train_sha256'][:12]}… -> {corpus['train_sha256'][:12]}…)")
     torch.manual_seed(config.seed)
     temperature = {"learnable": {}, "unclamped": {"clamp": None},
                    "fixed": {"learn_temperature": False, "fixed_temperature": config.fixed_temperature}}
-    if config.temperature not in temperature:
-        raise ValueError(f"temperature must be one of {list(temperature)}, got {config.temperature!r}")
     kw = temperature[config.temperature] if config.objective in ("clip", "bow-contrastive") else {}
     if config.objective == "supervised":
         kw = {"num_classes": len(data.classes), "width": config.baseline_width, "depth": config.baseline_depth}
@@ -297,14 +266,14 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
     total = config.steps or max(1, int(config.epochs * steps_per_epoch))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(min(config.warmup_steps, total), total))
     start = 0
-    if resume and ckpt_path.is_file():
-        start = load_checkpoint(ckpt_path, objective, opt, sched, device)
-        _truncate_log(log_path, start)
-        log.info("resumed from %s at step %d", ckpt_path, start)
-    elif rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        log_path.unlink(missing_ok=True)
-        atomic_write_text(out / "config.json", json.dumps(asdict(config), indent=1))
+    if begin.tensors is not None:
+        start = restore_checkpoint(begin.tensors, begin.meta, objective, opt, sched, device)
+        begin.tensors = None  # the weights now live in the objective
+        log.info("resumed from %s at step %d", begin.path, start)
+    if world > 1:
+        dist.barrier()  # every rank has read the folder before rank 0 changes it
+    if rank == 0:
+        runs.begin(config, begin, resume)
     step_module: nn.Module = _Step(objective)
     if world > 1:
         step_module = nn.parallel.DistributedDataParallel(step_module, device_ids=[device.index] if device.index
@@ -361,6 +330,8 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
             t0 += time.time() - paused
     bar.close()
     wall = time.time() - t0
+    if not last and rank == 0 and log_path.is_file():
+        last = (read_log(log_path) or [{}])[-1]  # a resumed run that had nothing left to do
     if rank == 0 and end == total and hasattr(objective.model, "encode_text") and hasattr(objective.model, "visual"):
         if config.objective == "clip":
             save_model(out / "model.safetensors", objective.model, tokenizer, step=total, corpus=corpus)

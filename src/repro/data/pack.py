@@ -62,14 +62,30 @@ def pack(rows: Iterable[Mapping], size: int, path: str | os.PathLike, meta: Mapp
     return {"path": str(path), "n": len(images), "size": size, "bytes": Path(path).stat().st_size}
 
 
-def load_packed(path: str | os.PathLike) -> PackedSplit:
-    """Read a packed split (no pickle); a file that is not one raises ValueError naming it."""
+def _members(path: str | os.PathLike, *names: str) -> list[np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as z:
-            images, blob = z["images"], z["text"]
+            return [z[name] for name in names]
     except (OSError, ValueError, KeyError) as e:
         raise ValueError(f"{path} is not a packed split: {e}") from e
-    text = json.loads(blob.tobytes().decode("utf-8"))
+
+
+def _decode_text(path: str | os.PathLike, blob: np.ndarray) -> dict:
+    try:
+        return json.loads(blob.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: its text is not valid JSON ({e})") from e
+
+
+def load_packed(path: str | os.PathLike) -> PackedSplit:
+    """Read a packed split (no pickle); a file that is not one raises ValueError naming it."""
+    images, blob = _members(path, "images", "text")
+    text = _decode_text(path, blob)
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8 or len(text["captions"]) != len(images):
         raise ValueError(f"{path}: images {images.shape} {images.dtype} do not match {len(text['captions'])} rows")
     return PackedSplit(images, text["captions"], text["fields"], text["meta"])
+
+
+def load_text(path: str | os.PathLike) -> dict:
+    """The text of a packed split ({"captions", "fields", "meta"}) without decompressing its images."""
+    return _decode_text(path, _members(path, "text")[0])

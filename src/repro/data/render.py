@@ -38,6 +38,14 @@ def decode(kind: str, data: bytes, size: int, name: str = "") -> Image.Image:
     raise RenderError(f"unknown picture kind {kind!r} for {name!r}")
 
 
+def composite_on_white(image: Image.Image, canvas: tuple[int, int] | None = None,
+                       offset: tuple[int, int] = (0, 0)) -> Image.Image:
+    """`image` alpha-composited at `offset` onto a white canvas (of its own size by default); returns RGB."""
+    white = Image.new("RGBA", canvas or image.size, WHITE + (255,))
+    white.alpha_composite(image.convert("RGBA"), offset)
+    return white.convert("RGB")
+
+
 def on_white(image: Image.Image, size: int) -> Image.Image:
     """Fit `image` into a `size`×`size` white square (aspect kept, centred), alpha-composited; returns RGB."""
     image = image.convert("RGBA")
@@ -46,9 +54,7 @@ def on_white(image: Image.Image, size: int) -> Image.Image:
     new = (max(1, round(w * scale)), max(1, round(h * scale)))
     if new != (w, h):
         image = image.resize(new, Image.LANCZOS)
-    canvas = Image.new("RGBA", (size, size), WHITE + (255,))
-    canvas.alpha_composite(image, ((size - new[0]) // 2, (size - new[1]) // 2))
-    return canvas.convert("RGB")
+    return composite_on_white(image, (size, size), ((size - new[0]) // 2, (size - new[1]) // 2))
 
 
 def render(kind: str, data: bytes, size: int, name: str = "") -> Image.Image:

@@ -17,7 +17,7 @@ from .features import encode_images
 from .retrieval import retrieval_eval
 from .zeroshot import zeroshot_eval
 
-__all__ = ["SplitCache", "load_suites", "run_suites"]
+__all__ = ["SplitCache", "evaluated_splits", "load_suites", "run_suites", "select_suites"]
 
 RETRIEVAL_SPLITS = ("val", "zeroshot")
 
@@ -31,6 +31,26 @@ def load_suites(corpus_dir: str | os.PathLike) -> list[Suite]:
     if not isinstance(data, dict) or not isinstance(data.get("suites"), list):
         raise ValueError(f"{path}: expected an object with a 'suites' list")
     return [Suite.from_dict(s) for s in data["suites"]]
+
+
+def select_suites(corpus_dir: str | os.PathLike, suites: Sequence[str] | None = None) -> list[Suite]:
+    """The suites of `corpus_dir` named in `suites` (all when None); an unknown name is an error."""
+    available = load_suites(corpus_dir)
+    if suites is None:
+        return available
+    by_name = {s.name: s for s in available}
+    unknown = [name for name in suites if name not in by_name]
+    if unknown:
+        raise ValueError(f"unknown suites {unknown}; {corpus_dir} has {sorted(by_name)}")
+    return [by_name[name] for name in suites]
+
+
+def evaluated_splits(corpus_dir: str | os.PathLike, size: int, suites: Sequence[str] | None = None,
+                     retrieval_splits: Sequence[str] = RETRIEVAL_SPLITS) -> list[str]:
+    """The splits `run_suites` with these arguments reads."""
+    cache = SplitCache(None, corpus_dir, size)
+    return list(dict.fromkeys([s.split for s in select_suites(corpus_dir, suites)] +
+                              [split for split in retrieval_splits if cache.has(split)]))
 
 
 class SplitCache:
@@ -84,13 +104,7 @@ def run_suites(
     `suites`), keyed by suite name, plus `retrieval_eval` results keyed `"retrieval/<split>"` for each of
     `retrieval_splits` packed at `size` px. Images come from `corpus_dir/packed/<split>_<size>.npz`; the model
     sees them resized to its own resolution. A suite whose split is not packed at `size` is an error."""
-    available = load_suites(corpus_dir)
-    if suites is not None:
-        by_name = {s.name: s for s in available}
-        unknown = [name for name in suites if name not in by_name]
-        if unknown:
-            raise ValueError(f"unknown suites {unknown}; {corpus_dir} has {sorted(by_name)}")
-        available = [by_name[name] for name in suites]
+    available = select_suites(corpus_dir, suites)
     cache = SplitCache(model, corpus_dir, size, batch_size=batch_size, device=device, bf16=bf16)
     results: dict[str, dict] = {}
     for suite in available:

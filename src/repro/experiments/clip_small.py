@@ -9,8 +9,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..evaluate import run_suites
-from ..train import TrainConfig, read_log, train
-from .common import corpus_for, curves_from_log
+from ..train import TrainConfig, read_log
+from .common import corpus_for, curves_from_log, train_run
 from .results import write_result
 
 NAME = "clip_small"
@@ -37,7 +37,7 @@ def run(profile: str, seed: int, workdir: Path, results_root: Path | None = None
     config = TrainConfig(corpus_dir=str(corpus), out_dir=str(workdir / NAME / profile / f"seed{seed}"), seed=seed,
                          **spec["train"])
     start = time.time()
-    summary = train(config)
+    summary = train_run(config)
     model = summary["objective"].model.eval()
     metrics = run_suites(model, summary["tokenizer"], corpus, config.data_size)
     metrics["train"] = {"steps": summary["steps"], "img_s": summary["img_s"], "final": summary["final"],

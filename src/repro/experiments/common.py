@@ -111,12 +111,23 @@ def shared_tokenizer(corpus: Path, vocab_size: int, workdir: Path, train_split: 
     return str(path)
 
 
+def train_run(config, callback=None) -> dict:
+    """`train(config)` into an out_dir that the experiment owns: a run of the same settings that an interrupted
+    experiment left there is resumed (when no `callback` has to see every step); any other run there is replaced,
+    with a warning in the log."""
+    from ..runs import resumable
+    from ..train import train
+
+    if callback is None and resumable(config):
+        log.info("resuming the run in %s", config.out_dir)
+        return train(config, resume=True)
+    return train(config, callback=callback, replace=True)
+
+
 def train_with_snapshots(config, snapshots: int, evaluate) -> tuple[dict, list[dict]]:
     """Train `config` (a `TrainConfig` with `steps` set), calling `evaluate(objective)` -> dict at `snapshots`
     evenly spaced steps (the last is the end of training); returns the training summary and one row per snapshot
     {"step", "images_seen", **evaluate(...)} — curves of accuracy against images seen (paper Figure 2)."""
-    from ..train import train
-
     if not config.steps:
         raise ValueError("train_with_snapshots needs config.steps")
     at = {max(1, round(config.steps * (k + 1) / snapshots)) for k in range(snapshots)}
@@ -127,7 +138,7 @@ def train_with_snapshots(config, snapshots: int, evaluate) -> tuple[dict, list[d
             rows.append({"step": step, "images_seen": step * config.batch_size, **evaluate(objective)})
             log.info("step %d: %s", step, {k: v for k, v in rows[-1].items() if isinstance(v, float)})
 
-    return train(config, callback=callback), rows
+    return train_run(config, callback=callback), rows
 
 
 def cached_json(path: Path, key: object, compute: Callable[[], object]) -> object:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..files import atomic_write_text
+from ..files import atomic_write_text, remove_stray_temporaries
 
 RESULTS = Path(os.environ.get("REPRO_RESULTS", "results"))
 
@@ -73,6 +73,7 @@ def write_result(name: str, profile: str, seed: int, config: dict, metrics: dict
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     path = result_path(name, profile, seed, root)
+    remove_stray_temporaries(path)  # left by a run killed while writing it (one writer per result file)
     atomic_write_text(path, json.dumps(record, indent=1, ensure_ascii=False, default=float))
     return path
 

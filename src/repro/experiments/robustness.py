@@ -34,9 +34,9 @@ from ..evaluate.features import encode_images, model_device, normalize
 from ..evaluate.robustness import effective_robustness, relative_robustness_gap_reduction
 from ..evaluate.shift import ShiftTask, shift_task, training_rows
 from ..evaluate.zeroshot import zeroshot_eval
-from ..train import TrainConfig, read_log, train
+from ..train import TrainConfig, read_log
 from . import clip_small, fewshot
-from .common import cached_json, limited_threads, trained_clip_with_corpus
+from .common import cached_json, limited_threads, train_run, trained_clip_with_corpus
 from .results import write_result
 
 NAME = "robustness"
@@ -136,7 +136,7 @@ def _train_and_snapshot(name: str, model_spec: dict, seed: int, task: ShiftTask,
                               "epochs": round(step / steps_per_epoch, 4), "accuracy": acc,
                               "eval_time_s": round(time.time() - t, 1)})
 
-    summary = train(config, callback=callback)
+    summary = train_run(config, callback=callback)
     rows = read_log(summary["log"])
     curves = {"step": [r["step"] for r in rows], "images_seen": [r["step"] * config.batch_size for r in rows],
               "loss": [r["loss"] for r in rows], "accuracy": [r.get("accuracy") for r in rows]}

@@ -15,8 +15,8 @@ import numpy as np
 
 from ..evaluate import run_suites
 from ..loading import load
-from ..train import TrainConfig, TrainingDiverged, read_log, train
-from .common import corpus_for, curves_from_log, shared_tokenizer
+from ..train import TrainConfig, TrainingDiverged, read_log
+from .common import corpus_for, curves_from_log, shared_tokenizer, train_run
 from .objectives import PROFILES as OBJECTIVE_PROFILES
 from .results import write_result
 
@@ -77,7 +77,7 @@ def _trained(config: TrainConfig):
             model, _ = load(weights)
             return model, model.tokenizer, log_path, {"img_s": last["img_s"],
                                                       "wall_time_s": last["step"] * config.batch_size / last["img_s"]}
-    summary = train(config)
+    summary = train_run(config)
     return (summary["objective"].model.eval(), summary["tokenizer"], summary["log"],
             {"img_s": summary["img_s"], "wall_time_s": summary["wall_time_s"]})
 
