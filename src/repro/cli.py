@@ -1,4 +1,4 @@
-"""The `repro` command line (later issues add `data`, `train`, `eval`, `run`)."""
+"""The `repro` command line: `repro presets | tokenize | data build | train | eval | run`."""
 
 from __future__ import annotations
 
