@@ -32,7 +32,10 @@ def test_available_models_lists_the_shipped_model_first():
 
 def test_shipped_model_file_is_small_and_says_what_it_was_trained_on(shipped):
     model, preprocess = shipped
-    assert pretrained_path("clip-small").stat().st_size <= 10 * 2**20
+    size = pretrained_path("clip-small").stat().st_size
+    assert size <= 10 * 2**20
+    stated = re.search(r"It is one ([\d.]+) MB safetensors file", (REPO / "README.md").read_text())
+    assert stated and float(stated.group(1)) == round(size / 1e6, 1), "the README states the shipped file's size"
     assert model.dtype == torch.float32 and not model.training and preprocess.n_px == model.config.image_resolution
     card = model.metadata[CARD_KEY]
     manifest = json.loads((REPO / "results/data/full/manifest.json").read_text())

@@ -45,7 +45,8 @@ def export_model(run_dir: str | os.PathLike, out: str | os.PathLike, result: str
         "result_file": Path(result).as_posix(),
         "result_revision": record["git_revision"], "result_created": record["created"],
         "hardware": record["hardware"], "train_config": json.loads((run_dir / "config.json").read_text()),
-        "corpus": run_meta.get("corpus"), "steps": run_meta.get("step"), "exported_at_revision": git_revision(),
+        "corpus": {k: v for k, v in (run_meta.get("corpus") or {}).items() if k != "concepts"},  # in "corpus"
+        "steps": run_meta.get("step"), "exported_at_revision": git_revision(),
         "sample": {"corpus": evaluation.meta["corpus"], "n": len(evaluation),
                    "fp32_accuracies": sample_accuracies(model, tokenizer, evaluation)},
     }
@@ -54,7 +55,7 @@ def export_model(run_dir: str | os.PathLike, out: str | os.PathLike, result: str
         save(Path(tmp) / "m.safetensors", rounded, tokenizer)
         shipped, _ = load(Path(tmp) / "m.safetensors")
     card["sample"]["accuracies"] = sample_accuracies(shipped.float(), tokenizer, evaluation)
-    save(out, rounded, tokenizer, corpus=card["corpus"], step=card["steps"], **{CARD_KEY: card})
+    save(out, rounded, tokenizer, corpus=run_meta.get("corpus"), step=card["steps"], **{CARD_KEY: card})
     return card
 
 
