@@ -101,3 +101,11 @@ def test_every_cited_key_is_in_the_bibliography() -> None:
              for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", path.read_text(encoding="utf-8"))
              for key in group.split(",")}
     assert cited <= keys, f"cited but not in references.bib: {sorted(cited - keys)}"
+
+
+def test_ci_text_and_signed_over_seeds() -> None:
+    assert book.ci_text([0.1, 0.2, 0.3]) == book.fmt_ci(book.mean_ci([0.1, 0.2, 0.3]))
+    assert book.signed([0.012]) == "+1.2"
+    stats = book.mean_ci([0.01, 0.02, 0.03])
+    assert book.signed([0.01, 0.02, 0.03]) == f"+2.0 ± {100 * stats['ci95']:.1f}" == book.signed(stats)
+    assert book.signed([-0.5, -0.5], scale=1, digits=2) == "-0.50 ± 0.00"

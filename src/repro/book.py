@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .edition import book_revision, citation, repository_url, sources_note, trained_model
@@ -61,6 +62,10 @@ class ExperimentResults:
         from .experiments.results import metric
 
         return [metric(r, path) for r in self.records]
+
+    def array(self, path: str) -> np.ndarray:
+        """One metric per seed (`values`) as a float array, for arithmetic across metrics."""
+        return np.array(self.values(path), dtype=float)
 
     def ci(self, path: str) -> dict:
         """Mean and 95% CI over seeds of one metric (`repro.experiments.results.mean_ci`)."""
@@ -156,6 +161,21 @@ def fmt_ci(stats: dict, scale: float = 100.0, digits: int = 1) -> str:
     if stats.get("n", 0) < 2 or not math.isfinite(stats.get("ci95", math.nan)):
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {stats['ci95'] * scale:.{digits}f}"
+
+
+def ci_text(values: Sequence[float], scale: float = 100.0, digits: int = 1) -> str:
+    """"mean ± ci95" over seeds of per-seed `values` (`mean_ci`, then `fmt_ci`)."""
+    return fmt_ci(mean_ci([float(v) for v in values]), scale, digits)
+
+
+def signed(values: Sequence[float] | dict, scale: float = 100.0, digits: int = 1) -> str:
+    """A difference over seeds with its sign and 95% CI, "+1.2 ± 0.8" (just "+1.2" for one seed), from per-seed
+    `values` or from `mean_ci`'s stats."""
+    stats = values if isinstance(values, dict) else mean_ci([float(v) for v in values])
+    mean = stats["mean"] * scale
+    if stats.get("n", 0) < 2 or not math.isfinite(stats.get("ci95", math.nan)):
+        return f"{mean:+.{digits}f}"
+    return f"{mean:+.{digits}f} ± {stats['ci95'] * scale:.{digits}f}"
 
 
 def _cell(value: object) -> str:
