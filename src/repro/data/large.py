@@ -16,6 +16,12 @@ held-out styles and the leak checks are the same, so the evaluation suites stay 
   "magnifying glass"), with a few different drawings ("help" / "circle number 7"); at ≤ 4 about a third of the
   differently-named pairs are different drawings ("calendar" / "trash", "heart" / "label"). Only 0.4% of
   same-name pairs from different sets are within 2 bits: the rule removes copies, not styles.
+
+Built once on the 2-core machine (shared with other jobs): 22.7 min wall, 4.1 GiB peak; 236,666 icons offered,
+170,420 training pictures (1.12M picture–caption pairs), 16,126 caption words, 61,101 names; the packed training
+split is 95 / 169 / 226 MiB at 32 / 48 / 64 px (2.0 GiB in memory at 64 px), so no size travels whole in 60 MiB.
+The evaluation splits and suites equal `full`'s; the supervised baseline's emoji shrink from 6,289 to 5,705
+(skin-tone variants within 2 bits of each other).
 """
 
 from __future__ import annotations
