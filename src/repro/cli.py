@@ -40,9 +40,10 @@ def cmd_data_build(args: argparse.Namespace) -> int:
         os.environ["REPRO_DATA"] = str(args.data_dir)
     from .data.sources import data_dir
 
-    config = BuildConfig(
-        corpus=args.corpus, max_icons=args.max_icons or None, workers=args.workers, seed=args.seed,
-        pack_sizes=tuple(int(s) for s in args.pack_sizes.split(",")),
+    overrides = {} if args.max_icons is None else {"max_icons": args.max_icons or None}
+    config = BuildConfig.preset(
+        args.corpus, workers=args.workers, seed=args.seed, pack_sizes=tuple(int(s) for s in args.pack_sizes.split(",")),
+        **overrides,
     )
     manifest = build(config, force=args.force)
     out = corpus_dir(Path(data_dir()), config.corpus)
@@ -188,10 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="build the captioned corpus and evaluation suites").add_subparsers(
         dest="data_command", required=True)
     b = data.add_parser("build", help="fetch, verify, render, caption, split and pack the corpus (cached)")
-    b.add_argument("--corpus", choices=["full", "smoke"], default="full",
-                   help="full: emoji, icons, clip art, real photos (needs npm, apt-get, pip); smoke: generated")
+    b.add_argument("--corpus", choices=["full", "large", "smoke"], default="full",
+                   help="full: emoji, icons, clip art, real photos (needs npm, apt-get, pip); large: the same with "
+                   "every allowed icon set (repro.data.large); smoke: generated")
     b.add_argument("--data-dir", type=Path, default=None, help="data directory (default: $REPRO_DATA or user cache)")
-    b.add_argument("--max-icons", type=int, default=30_000, help="icons taken from the allowed Iconify sets (0: all)")
+    b.add_argument("--max-icons", type=int, default=None,
+                   help="icons taken from the allowed Iconify sets (0: all; default: full 30,000, large all)")
     b.add_argument("--pack-sizes", default="32,48,64", help="resolutions of the packed arrays")
     b.add_argument("--workers", type=int, default=0, help="render processes (0: one per core)")
     b.add_argument("--seed", type=int, default=0, help="seed of the concept split and icon sampling")

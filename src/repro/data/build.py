@@ -26,6 +26,8 @@ from tqdm.auto import tqdm
 from ..files import atomic_write_text
 from . import sources
 from .captions import make_captions, readable, with_article
+from .dedup import PerceptualDeduplicator, phash
+from .large import corpus_statistics, gpu_subset, memory_estimate, peak_memory_mib
 from .pack import pack
 from .render import RenderError, dhash, is_blank, pixel_sha256, render
 from .schema import HELD_OUT_STYLES, TRAIN_EMOJI_STYLES, RawItem, features
@@ -43,7 +45,7 @@ class BuildConfig:
     """What to build. `max_icons` caps the icons taken (spread over the allowed sets); `size` is the stored
     resolution; `pack_sizes` the packed resolutions."""
 
-    corpus: str = "full"  # "full" | "smoke"
+    corpus: str = "full"  # "full" | "large" | "smoke"
     size: int = 64
     pack_sizes: tuple[int, ...] = (32, 48, 64)
     max_icons: int | None = 30_000
@@ -52,20 +54,35 @@ class BuildConfig:
     val_frac: float = 0.1
     zeroshot_frac: float = 0.1
     workers: int = 0  # 0: one per CPU core
+    icons_by_name: bool = False  # a capped icon set is sampled name by name (repro.data.large.spread_sample)
+    near_distance: int | None = None  # also drop perceptual-hash near duplicates within this many bits
+
+    @classmethod
+    def preset(cls, corpus: str, **overrides) -> BuildConfig:
+        """The configuration of a named corpus (`large`: repro.data.large.PRESET), with `overrides`."""
+        from .large import PRESET
+
+        return cls(corpus=corpus, **(PRESET if corpus == "large" else {}) | overrides)
 
     def stamp(self) -> str:
         keys = ["smoke"] if self.corpus == "smoke" else sorted(sources.SOURCES)
         digests = [sources.SOURCES[k].digest for k in keys if k in sources.SOURCES]
-        payload = json.dumps([BUILD_VERSION, asdict(self) | {"workers": None}, digests], sort_keys=True)
+        config = {k: v for k, v in asdict(self).items() if k not in _LATER_FIELDS or v != _LATER_FIELDS[k]}
+        payload = json.dumps([BUILD_VERSION, config | {"workers": None}, digests], sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+#: Fields added after BUILD_VERSION 3, with their defaults: at a default they stay out of the stamp, so a corpus
+#: that does not use them (`full`, `smoke`) keeps its stamp.
+_LATER_FIELDS = {"icons_by_name": False, "near_distance": None}
 
 
 def corpus_dir(root: Path, corpus: str) -> Path:
     return root / "build" / corpus
 
 
-def _raw_items(config: BuildConfig, raw: Path) -> tuple[Iterator[RawItem], tuple[str, ...], list[str]]:
-    """The source pictures, the held-out styles and the source keys used."""
+def _raw_items(config: BuildConfig, raw: Path, stats: Counter) -> tuple[Iterator[RawItem], tuple[str, ...], list[str]]:
+    """The source pictures, the held-out styles and the source keys used; `stats` counts the icons skipped."""
     if config.corpus == "smoke":
         from .smoke import SMOKE_HELD_OUT_STYLES, iter_smoke
 
@@ -81,7 +98,8 @@ def _raw_items(config: BuildConfig, raw: Path) -> tuple[Iterator[RawItem], tuple
     def chain() -> Iterator[RawItem]:
         yield from iter_emoji(raw)
         yield from iter_clipart(raw)
-        yield from iter_icons(raw, max_per_set=config.max_icons_per_set, max_total=config.max_icons, seed=config.seed)
+        yield from iter_icons(raw, max_per_set=config.max_icons_per_set, max_total=config.max_icons, seed=config.seed,
+                              stats=stats, by_name=config.icons_by_name)
 
     return chain(), HELD_OUT_STYLES, keys
 
@@ -98,7 +116,7 @@ def _render_one(args: tuple[RawItem, int]) -> dict:
         return row | {"error": f"blank render of {item.concept_id} ({item.style})"}
     buf = io.BytesIO()
     image.save(buf, format="PNG", optimize=True)
-    return row | {"png": buf.getvalue(), "sha256": pixel_sha256(image), "dhash": dhash(image)}
+    return row | {"png": buf.getvalue(), "sha256": pixel_sha256(image), "dhash": dhash(image), "phash": phash(image)}
 
 
 def render_all(items: Iterable[RawItem], size: int, workers: int) -> tuple[list[dict], list[str]]:
@@ -144,10 +162,11 @@ def assign_splits(rows: list[dict], held_out: tuple[str, ...], config: BuildConf
             train_candidates.append(r)
     zs_names = sorted({readable(r["name"]) for r in splits["zeroshot"]})
     pattern = phrase_pattern(zs_names)
-    dedup = Deduplicator()
+    near = config.near_distance is not None
+    dedup = PerceptualDeduplicator(config.near_distance) if near else Deduplicator()
     for split_rows in splits.values():
         for r in split_rows:
-            dedup.reserve(r["sha256"], r["dhash"])
+            dedup.reserve(r["sha256"], r["dhash"], r["phash"] if near else None)
     train: list[dict] = []
     dropped: Counter = Counter()
     for r in train_candidates + other_rows:
@@ -158,7 +177,7 @@ def assign_splits(rows: list[dict], held_out: tuple[str, ...], config: BuildConf
         if not captions:
             dropped["every caption names a zero-shot concept"] += 1
             continue
-        dup = dedup.admit(r["sha256"], r["dhash"], len(train))
+        dup = dedup.admit(r["sha256"], r["dhash"], len(train), r["phash"] if near else None)
         if dup is None:
             train.append(r | {"captions": captions})
         elif dup >= 0:
@@ -268,7 +287,8 @@ def build(config: BuildConfig = BuildConfig(), root: Path | None = None, force: 
             log.info("corpus %s is up to date at %s", config.corpus, out)
             return manifest
     raw = root / "raw"
-    items, held_out, keys = _raw_items(config, raw)
+    icon_stats: Counter = Counter()
+    items, held_out, keys = _raw_items(config, raw, icon_stats)
     rows, failures = render_all(items, config.size, config.workers)
     splits, report = assign_splits(rows, held_out, config)
     suites = make_suites(splits, config)
@@ -283,7 +303,7 @@ def build(config: BuildConfig = BuildConfig(), root: Path | None = None, force: 
     for split, split_rows in tqdm(sorted(splits.items()), desc="pack", unit="split"):
         for size in config.pack_sizes:
             path = out / "packed" / f"{split}_{size}.npz"
-            info = pack(_pil_rows(split_rows), size, path, {"split": split, "corpus": config.corpus})
+            info = pack(_pil_rows(split_rows), size, path, {"split": split, "corpus": config.corpus}, len(split_rows))
             packed.append(info | {"split": split, "path": str(path.relative_to(out))})
     counts = {s: dict(Counter(r["style"] for r in rs)) for s, rs in splits.items()}
     by_source = {s: dict(Counter(r["source"] for r in rs)) for s, rs in splits.items()}
@@ -297,6 +317,9 @@ def build(config: BuildConfig = BuildConfig(), root: Path | None = None, force: 
         "dropped": report["dropped"] | {"render failures": len(failures)}, "render_failures": failures[:50],
         "zeroshot_concepts": report["zeroshot_concepts"], "leak_check": "passed", "packed": packed,
         "caption_examples": {s: rs[0]["captions"] for s, rs in sorted(splits.items()) if rs},
+        "icons_skipped": dict(icon_stats), "statistics": corpus_statistics(splits),
+        "memory_estimate_gib": memory_estimate({s: len(rs) for s, rs in splits.items()}, config.pack_sizes),
+        "gpu_subset": gpu_subset(packed), "peak_memory": peak_memory_mib(),
         "wall_time_s": round(time.time() - start, 1), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "hardware": {"machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version()},
     }

@@ -17,6 +17,7 @@ from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 
 from repro.data.iconify import iconify_svg, monochrome_black
+from repro.data.large import spread_sample
 from repro.data.schema import RawItem
 
 #: Licences (SPDX, as collections.json spells them) that need attribution at most. Seen in 2.2.535 and excluded:
@@ -175,10 +176,11 @@ def _set_entries(data: dict, stats: Counter) -> list[tuple[str, str, list[str]]]
 
 
 def iter_icons(raw: Path, max_per_set: int | None = None, max_total: int | None = None, seed: int = 0,
-               stats: Counter | None = None) -> Iterator[RawItem]:
+               stats: Counter | None = None, by_name: bool = False) -> Iterator[RawItem]:
     """One RawItem (kind "svg") per visible icon of every allowed set. `max_per_set` / `max_total` subsample
     deterministically for `seed`: sets are visited from smallest to largest and each takes at most an equal share
-    of what is left of `max_total`, so every set is represented. `stats`, if given, counts what was skipped."""
+    of what is left of `max_total`, so every set is represented; `by_name` samples a capped set name by name
+    (`repro.data.large.spread_sample`) instead of uniformly. `stats`, if given, counts what was skipped."""
     pkg = find_package(raw)
     stats = stats if stats is not None else Counter()
     sets = sorted((s for s in list_icon_sets(pkg) if s["allowed"]), key=lambda s: (s["total"], s["prefix"]))
@@ -192,7 +194,9 @@ def iter_icons(raw: Path, max_per_set: int | None = None, max_total: int | None 
         if remaining is not None:
             quota = min(quota, -(-remaining // (len(sets) - i)))  # ceil: an equal share of what is left
             remaining -= quota
-        if quota < len(entries):
+        if quota < len(entries) and by_name:
+            entries = spread_sample(entries, quota, f"{seed}:{meta['prefix']}")
+        elif quota < len(entries):
             keep = sorted(random.Random(f"{seed}:{meta['prefix']}").sample(range(len(entries)), quota))
             entries = [entries[k] for k in keep]
         yield from _items(meta, data, entries)

@@ -42,16 +42,26 @@ def resize(image: Image.Image, size: int) -> np.ndarray:
     return np.asarray(image, dtype=np.uint8)
 
 
-def pack(rows: Iterable[Mapping], size: int, path: str | os.PathLike, meta: Mapping | None = None) -> dict:
-    """Write rows (with a PIL `image`, `captions` and the TEXT_FIELDS) as a packed split; returns its summary."""
-    images, captions, fields = [], [], {f: [] for f in TEXT_FIELDS}
-    for row in rows:
-        images.append(resize(row["image"], size))
+def pack(rows: Iterable[Mapping], size: int, path: str | os.PathLike, meta: Mapping | None = None,
+         n: int | None = None) -> dict:
+    """Write rows (with a PIL `image`, `captions` and the TEXT_FIELDS) as a packed split; returns its summary.
+    With `n`, the number of rows, the array is filled in place (one copy of the pixels in memory, not two)."""
+    images: list[np.ndarray] = []
+    array = np.zeros((n, size, size, 3), np.uint8) if n is not None else None
+    captions, fields = [], {f: [] for f in TEXT_FIELDS}
+    for i, row in enumerate(rows):
+        if array is not None:
+            array[i] = resize(row["image"], size)
+        else:
+            images.append(resize(row["image"], size))
         captions.append(list(row["captions"]))
         for f in TEXT_FIELDS:
             fields[f].append(row.get(f, "") or "")
-    array = np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)
-    text = {"captions": captions, "fields": fields, "meta": dict(meta or {}, size=size, n=len(images))}
+    if array is not None and len(captions) != n:
+        raise ValueError(f"pack was told {n} rows but got {len(captions)}")
+    if array is None:
+        array = np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)
+    text = {"captions": captions, "fields": fields, "meta": dict(meta or {}, size=size, n=len(captions))}
     blob = np.frombuffer(json.dumps(text, ensure_ascii=False).encode("utf-8"), dtype=np.uint8)
 
     def write(tmp: str) -> None:
@@ -59,7 +69,7 @@ def pack(rows: Iterable[Mapping], size: int, path: str | os.PathLike, meta: Mapp
             np.savez_compressed(f, images=array, text=blob)
 
     atomic_write(path, write)
-    return {"path": str(path), "n": len(images), "size": size, "bytes": Path(path).stat().st_size}
+    return {"path": str(path), "n": len(captions), "size": size, "bytes": Path(path).stat().st_size}
 
 
 def _members(path: str | os.PathLike, *names: str) -> list[np.ndarray]:

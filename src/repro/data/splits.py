@@ -60,12 +60,12 @@ class Deduplicator:
         self.seen_dhash: dict[str, int] = {}
         self.dropped: dict[str, int] = defaultdict(int)
 
-    def reserve(self, sha: str, dh: str) -> None:
-        """Mark an evaluation picture: training may not contain it."""
+    def reserve(self, sha: str, dh: str, ph: int | None = None) -> None:
+        """Mark an evaluation picture: training may not contain it (`ph`, a perceptual hash, is not used here)."""
         self.reserved_sha.add(sha)
         self.reserved_dhash.add(dh)
 
-    def admit(self, sha: str, dh: str, index: int) -> int | None:
+    def admit(self, sha: str, dh: str, index: int, ph: int | None = None) -> int | None:
         """None if the picture may be kept as new; else the index it duplicates (-1 for an evaluation picture)."""
         if sha in self.reserved_sha or dh in self.reserved_dhash:
             self.dropped["equals an evaluation picture"] += 1
