@@ -30,11 +30,15 @@ PROFILES = {
 }
 
 
-def run(profile: str, seed: int, workdir: Path, results_root: Path | None = None) -> Path:
-    """Train and evaluate one seed; returns the result file's path."""
+def run(profile: str, seed: int, workdir: Path, results_root: Path | None = None,
+        corpus_name: str | None = None) -> Path:
+    """Train and evaluate one seed; returns the result file's path. `corpus_name` trains the profile's recipe on
+    another built corpus (e.g. "large", to measure what the data alone changes); runs go to a folder of their own."""
     spec = PROFILES[profile]
-    corpus = corpus_for(spec["corpus"])
-    config = TrainConfig(corpus_dir=str(corpus), out_dir=str(workdir / NAME / profile / f"seed{seed}"), seed=seed,
+    corpus_name = corpus_name or spec["corpus"]
+    corpus = corpus_for(corpus_name)
+    where = profile if corpus_name == spec["corpus"] else f"{profile}-{corpus_name}"
+    config = TrainConfig(corpus_dir=str(corpus), out_dir=str(workdir / NAME / where / f"seed{seed}"), seed=seed,
                          **spec["train"])
     start = time.time()
     summary = train_run(config)
@@ -43,5 +47,5 @@ def run(profile: str, seed: int, workdir: Path, results_root: Path | None = None
     metrics["train"] = {"steps": summary["steps"], "img_s": summary["img_s"], "final": summary["final"],
                         "train_wall_time_s": summary["wall_time_s"]}
     curves = curves_from_log(read_log(summary["log"]))
-    return write_result(NAME, profile, seed, asdict(config) | {"corpus": spec["corpus"]}, metrics,
+    return write_result(NAME, profile, seed, asdict(config) | {"corpus": corpus_name}, metrics,
                         time.time() - start, curves, results_root)
