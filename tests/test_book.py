@@ -109,3 +109,14 @@ def test_ci_text_and_signed_over_seeds() -> None:
     stats = book.mean_ci([0.01, 0.02, 0.03])
     assert book.signed([0.01, 0.02, 0.03]) == f"+2.0 ± {100 * stats['ci95']:.1f}" == book.signed(stats)
     assert book.signed([-0.5, -0.5], scale=1, digits=2) == "-0.50 ± 0.00"
+
+
+def test_compare_results_pairs_suites_by_name() -> None:
+    def results(values: list[float]) -> book.ExperimentResults:
+        records = [{"seed": i, "metrics": {"a/val": {"top1": v, "n_classes": 9}, "train": {"steps": 3}}}
+                   for i, v in enumerate(values)]
+        return book.ExperimentResults("x", "cpu", records, Path("."))
+
+    df = book.compare_results(results([0.1, 0.2]), results([0.3]))
+    assert list(df["suite"]) == ["a/val"] and df["classes"][0] == 9
+    assert df["difference (points)"][0] == 15.0 and df["after"][0] == "30.0" and df["seeds"][0] == "2 / 1"

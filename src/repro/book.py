@@ -212,3 +212,28 @@ def table(df: pd.DataFrame, name: str, caption: str, csv: pd.DataFrame | None = 
         f"::::{{table}} {caption}\n:name: {name}\n:align: left\n\n{markdown_table(df, index)}\n::::\n\n"
         f"{{download}}`Download this table as CSV <{link}>`"
     )
+
+
+def results_in(folder: str | os.PathLike, name: str, profile: str) -> ExperimentResults:
+    """The seed files kept in another folder (e.g. `results/clip_small/cpu/corpus-large/`, a variant of a
+    profile's run), as `ExperimentResults` of experiment `name` at `profile`."""
+    import json
+
+    folder = Path(folder)
+    records = sorted((json.loads(p.read_text()) for p in folder.glob("seed*.json")), key=lambda r: r["seed"])
+    return ExperimentResults(name, profile, records, folder)
+
+
+def compare_results(before: ExperimentResults, after: ExperimentResults, metric: str = "top1") -> pd.DataFrame:
+    """One row per suite that both sets of results evaluated: `metric` as mean ± 95% CI over each set's seeds,
+    and the difference of the means (points), e.g. the same recipe trained on two corpora."""
+    first_b, first_a = before.records[0]["metrics"], after.records[0]["metrics"]
+    rows = []
+    for suite, value in first_b.items():
+        if not (isinstance(value, dict) and metric in value and isinstance(first_a.get(suite), dict)):
+            continue
+        b, a = before.values(f"{suite}|{metric}"), after.values(f"{suite}|{metric}")
+        rows.append({"suite": suite, "classes": value.get("n_classes"), "before": ci_text(b), "after": ci_text(a),
+                     "difference (points)": round(100 * (float(np.mean(a)) - float(np.mean(b))), 1),
+                     "seeds": f"{len(b)} / {len(a)}"})
+    return pd.DataFrame(rows)
