@@ -40,7 +40,8 @@ def test_committed_results_are_preferred_gpu_first(chapter_dir) -> None:
     found = book.experiment_results("clip_small")
     assert (found.profile, found.seeds, found.fallback, found.notice()) == ("gpu", [0, 1], False, "")
     assert found.values("acc") == pytest.approx([0.1, 0.2])
-    assert "profile **gpu**" in found.provenance() and "seeds 0, 1" in found.provenance()
+    note = book.sources_note(found)
+    assert "gpu profile, 2 seeds" in note and "results/clip_small/gpu/" in note
     assert book.experiment_results("clip_small", profiles=["cpu"]).profile == "cpu"
 
 

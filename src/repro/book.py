@@ -101,23 +101,6 @@ class ExperimentResults:
             "ones.\n```"
         )
 
-    def provenance(self) -> str:
-        """One sentence: profile, seeds, hardware, software, wall time and revision of these results."""
-        if not self.records:
-            return "No results."
-        first = self.records[0]
-        hw, ver = first.get("hardware", {}), first.get("versions", {})
-        device = hw.get("gpu") or f"{hw.get('cpu', '?')} ({hw.get('cores', '?')} cores)"
-        walls = [r.get("wall_time_s", math.nan) for r in self.records]
-        revs = sorted({str(r.get("git_revision", "?"))[:10] for r in self.records})
-        dates = sorted({str(r.get("created", "?"))[:10] for r in self.records})
-        seeds = ("seeds " if len(self.seeds) > 1 else "seed ") + ", ".join(str(s) for s in self.seeds)
-        return (
-            f"Source: `results/{self.name}/{self.profile}/` — profile **{self.profile}**, {seeds}; "
-            f"{device}; torch {ver.get('torch', '?')}; {sum(walls) / max(len(walls), 1) / 60:.1f} min "
-            f"per seed; revision {', '.join(revs)}; {', '.join(dates)}."
-        )
-
 
 def _fallback_dirs(name: str) -> tuple[Path, Path]:
     base = Path(os.environ.get("REPRO_FALLBACK_DIR", repo_root() / "_build" / "fallback"))

@@ -56,8 +56,9 @@ class TextTransformer(nn.Module):
             raise TypeError(f"text must hold integer token ids, got dtype {text.dtype}")
         if text.ndim != 2:
             raise ValueError(f"text must have shape [batch, length], got {tuple(text.shape)}")
-        if text.numel() and not 0 <= int(text.min()) <= int(text.max()) < self.vocab_size:
-            bad = int(text.max()) if int(text.max()) >= self.vocab_size else int(text.min())
+        low, high = (int(text.min()), int(text.max())) if text.numel() else (0, 0)
+        if low < 0 or high >= self.vocab_size:
+            bad = high if high >= self.vocab_size else low
             raise ValueError(
                 f"token id {bad} is outside this model's vocabulary of {self.vocab_size} ids: the ids come from "
                 "another tokenizer (repro.tokenize is OpenAI's, 49,408 ids); tokenize with the model's own, "
