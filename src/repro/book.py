@@ -200,11 +200,9 @@ def table(df: pd.DataFrame, name: str, caption: str, csv: pd.DataFrame | None = 
 def results_in(folder: str | os.PathLike, name: str, profile: str) -> ExperimentResults:
     """The seed files kept in another folder (e.g. `results/clip_small/cpu/corpus-large/`, a variant of a
     profile's run), as `ExperimentResults` of experiment `name` at `profile`."""
-    import json
+    from .experiments.results import load_records
 
-    folder = Path(folder)
-    records = sorted((json.loads(p.read_text()) for p in folder.glob("seed*.json")), key=lambda r: r["seed"])
-    return ExperimentResults(name, profile, records, folder)
+    return ExperimentResults(name, profile, load_records(Path(folder)), Path(folder))
 
 
 def compare_results(before: ExperimentResults, after: ExperimentResults, metric: str = "top1") -> pd.DataFrame:

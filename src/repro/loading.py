@@ -26,7 +26,7 @@ def pretrained_path(name: str) -> Path:
 
 def available_models() -> list[str]:
     """Names accepted by `load` besides file paths: first the trained models shipped with the package
-    (`repro.release.PRETRAINED`: "clip-small", the book's model), then the architectures of `PRESETS`, whose
+    (`PRETRAINED`: "clip-small", the book's model), then the architectures of `PRESETS`, whose
     weights are random."""
     return [*PRETRAINED, *PRESETS]
 

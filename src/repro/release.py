@@ -1,7 +1,7 @@
 """The trained model that ships with the package, as `clip.load("ViT-B/32")` ships OpenAI's weights:
 `repro.load("clip-small")` returns the book's `clip_small` model (seed 0 of the headline `cpu` profile) with its
-tokenizer and preprocess. `export_model` makes that file from a training run: weights in float16 (a quarter of a
-checkpoint's size), the tokenizer and config, and a card saying how the model was trained, on what, and what it
+tokenizer and preprocess. `export_model` makes that file from a training run: weights in float16 (half their float32
+size), the tokenizer and config, and a card saying how the model was trained, on what, and what it
 scores on the shipped evaluation sample (`repro.data.sample`), measured on the float16 weights as they ship.
 
     python -m repro.release sample --corpus-dir DIR      # draw the evaluation sample from a built corpus

@@ -61,15 +61,21 @@ def pack(rows: Iterable[Mapping], size: int, path: str | os.PathLike, meta: Mapp
         raise ValueError(f"pack was told {n} rows but got {len(captions)}")
     if array is None:
         array = np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)
-    text = {"captions": captions, "fields": fields, "meta": dict(meta or {}, size=size, n=len(captions))}
+    save_packed(path, PackedSplit(array, captions, fields, dict(meta or {}, size=size, n=len(captions))))
+    return {"path": str(path), "n": len(captions), "size": size, "bytes": Path(path).stat().st_size}
+
+
+def save_packed(path: str | os.PathLike, split: PackedSplit) -> None:
+    """Write a packed split atomically (the inverse of `load_packed`): its images and, as one UTF-8 JSON blob,
+    its captions, fields and meta."""
+    text = {"captions": split.captions, "fields": split.fields, "meta": split.meta}
     blob = np.frombuffer(json.dumps(text, ensure_ascii=False).encode("utf-8"), dtype=np.uint8)
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
-            np.savez_compressed(f, images=array, text=blob)
+            np.savez_compressed(f, images=split.images, text=blob)
 
     atomic_write(path, write)
-    return {"path": str(path), "n": len(captions), "size": size, "bytes": Path(path).stat().st_size}
 
 
 def _members(path: str | os.PathLike, *names: str) -> list[np.ndarray]:

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import atomic_write
-from .pack import PackedSplit, load_packed
+from .pack import PackedSplit, load_packed, save_packed
 from .suites import Suite
 
 #: Images drawn per split (uniformly at random, seeded): the in-distribution split, the unseen concepts, the
@@ -58,14 +57,7 @@ def build_sample(corpus_dir: str | os.PathLike, path: str | os.PathLike, splits:
     meta = {"split": "sample", "size": size, "n": len(captions), "seed": seed, "splits": dict(splits),
             "corpus": {"name": manifest["corpus"], "stamp": manifest["stamp"]},
             "suites": [s for s in all_suites if s["split"] in splits]}
-    blob = np.frombuffer(json.dumps({"captions": captions, "fields": fields, "meta": meta},
-                                    ensure_ascii=False).encode("utf-8"), dtype=np.uint8)
-
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, images=np.concatenate(images), text=blob)
-
-    atomic_write(path, write)
+    save_packed(path, PackedSplit(np.concatenate(images), captions, fields, meta))
     return meta
 
 

@@ -130,10 +130,11 @@ def sample_accuracies(model: torch.nn.Module, tokenizer: object, sample: PackedS
 
     features = encode_images(model, sample.images, batch_size=batch_size, progress=False)
     splits = sample.fields["split"]
+    parts = {split: sample_split(sample, split) for split in dict.fromkeys(splits)}
     out: dict[str, dict] = {}
     for suite in sample_suites(sample):
         rows = [i for i, s in enumerate(splits) if s == suite.split]
-        r = zeroshot_eval(model, tokenizer, sample_split(sample, suite.split), suite, image_features=features[rows],
+        r = zeroshot_eval(model, tokenizer, parts[suite.split], suite, image_features=features[rows],
                           batch_size=batch_size)
         out[suite.name] = {"correct": round(r["top1"] * r["n"]), "n": r["n"], "top1": r["top1"]}
     return out

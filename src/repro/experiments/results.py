@@ -80,8 +80,12 @@ def write_result(name: str, profile: str, seed: int, config: dict, metrics: dict
 
 def load_results(name: str, profile: str, root: Path | None = None) -> list[dict]:
     """Every seed's result of an experiment at a profile, sorted by seed (empty if none)."""
-    folder = Path(root or RESULTS) / name / profile
-    return sorted((json.loads(p.read_text()) for p in folder.glob("seed*.json")), key=lambda r: r["seed"])
+    return load_records(Path(root or RESULTS) / name / profile)
+
+
+def load_records(folder: Path) -> list[dict]:
+    """The result files `seed*.json` in `folder`, sorted by seed (empty if none)."""
+    return sorted((json.loads(p.read_text()) for p in Path(folder).glob("seed*.json")), key=lambda r: r["seed"])
 
 
 # two-sided 95% Student t quantiles for 1..30 degrees of freedom (beyond: normal)
