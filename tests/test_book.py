@@ -121,3 +121,19 @@ def test_compare_results_pairs_suites_by_name() -> None:
     df = book.compare_results(results([0.1, 0.2]), results([0.3]))
     assert list(df["suite"]) == ["a/val"] and df["classes"][0] == 9
     assert df["difference (points)"][0] == 15.0 and df["after"][0] == "30.0" and df["seeds"][0] == "2 / 1"
+
+
+def test_zero_shot_table_orders_kinds_and_reads_name_occurrence() -> None:
+    def suite(shift: str, top1: float, n: int = 4) -> dict:
+        return {"top1": top1, "top5": min(1.0, 2 * top1), "shift": shift, "n_classes": n}
+
+    records = [{"seed": i, "metrics": {"e/zeroshot": suite("unseen words", 0.25), "e/val": suite("in-distribution", v),
+                                       "e/named": suite("zero-shot concepts", 0.5, 10), "retrieval/val": {"t2i_r1": 1},
+                                       "train": {"steps": 3}}} for i, v in enumerate((0.5, 0.7))]
+    names = {"suites": {"e/named": {"named_in_training": 10, "n_classes": 10},
+                        "e/zeroshot": {"named_in_training": 0, "n_classes": 4}}}
+    df = book.zero_shot_table(book.ExperimentResults("x", "cpu", records, Path(".")), names)
+    assert list(df["suite"]) == ["e/named", "e/val", "e/zeroshot"]
+    assert list(df["named in training (%)"].fillna(-1)) == [100, -1, 0]
+    assert df["top-1 (%)"].iloc[0] == "50.0 ± 0.0" and df["chance (%)"].iloc[0] == 10.0
+    assert df["top-1 (%)"].iloc[1] == book.ci_text([0.5, 0.7])

@@ -35,7 +35,7 @@ def stored(root):
 def test_splits_and_schema(smoke) -> None:
     root, manifest = smoke
     dd = stored(root)
-    assert set(dd) == {"train", "val", "zeroshot", "test-outline"}
+    assert set(dd) == {"train", "val", "named", "zeroshot", "test-outline"}
     for split in dd.values():
         assert split.features == features()
         assert all(len(c) >= 1 for c in split["captions"])
@@ -47,7 +47,7 @@ def test_no_held_out_picture_style_or_concept_in_training(smoke) -> None:
     root, manifest = smoke
     dd = stored(root)
     train = dd["train"]
-    eval_rows = [r for s in ("val", "zeroshot", "test-outline") for r in dd[s]]
+    eval_rows = [r for s in ("val", "named", "zeroshot", "test-outline") for r in dd[s]]
     assert not {r["sha256"] for r in train} & {r["sha256"] for r in eval_rows}
     assert "outline" not in set(train["style"])
     zs_ids, zs_names = set(dd["zeroshot"]["concept_id"]), set(dd["zeroshot"]["name"])
@@ -186,5 +186,57 @@ def test_summary_for_the_book(smoke, tmp_path) -> None:
     assert set(s["names"]["suites"]) == {suite["name"] for suite in s["suites"]["suites"]}
     assert s["manifest"] == manifest and s["suites"]["suites"]
     assert s["grid"]["images"].shape[1:] == (3, 64, 64, 3) and s["grid"]["styles"] == ["filled", "striped", "outline"]
-    assert set(s["captions"]) == {"train", "val", "zeroshot", "test-outline"}
+    assert set(s["captions"]) == {"train", "val", "named", "zeroshot", "test-outline"}
     assert summary_or_smoke(tmp_path, "smoke")["fallback"] is False  # found under tmp_path/data/smoke
+
+
+def test_named_concepts_are_unseen_pictures_of_words_in_training_text(smoke) -> None:
+    """The headline zero-shot split (paper §3.1): no picture of a `named` concept is trained on, while other
+    pictures' captions (the smoke corpus's icons) name every one of them."""
+    root, manifest = smoke
+    dd = stored(root)
+    train, named = dd["train"], dd["named"]
+    named_ids, names = set(named["concept_id"]), set(named["name"])
+    assert named_ids and not named_ids & set(train["concept_id"])
+    assert not named_ids & (set(dd["val"]["concept_id"]) | set(dd["zeroshot"]["concept_id"]))
+    assert not {r for r in named["sha256"]} & set(train["sha256"])
+    for name in names:
+        icons = [c for cid, c in zip(train["concept_id"], train["captions"], strict=True)
+                 if not cid.startswith("smoke:") and any(name in x for x in c)]
+        assert len(icons) >= manifest["named_concepts"]["min_pictures"], name
+    assert manifest["named_concepts"]["concepts"] == len(named_ids)
+    suites = {s["name"]: s for s in json.loads((corpus_dir(root, "smoke") / "suites.json").read_text())["suites"]}
+    assert suites["smoke-concept/named"]["shift"] == "zero-shot concepts"
+    assert suites["smoke-concept/zeroshot"]["shift"] == "unseen words"
+    assert "never saw the words" in suites["smoke-concept/zeroshot"]["description"]
+
+
+def test_find_leaks_catches_named_concepts_and_held_out_icon_sets(smoke) -> None:
+    root, manifest = smoke
+    dd = stored(root)
+    train = [dict(r) for r in dd["train"].remove_columns("image")]
+    evals = [dict(r) | {"split": s} for s in ("named", "val") for r in dd[s].remove_columns("image")]
+    assert find_leaks(train, evals, [], []) == []
+    named_row = dict(train[0], concept_id=evals[0]["concept_id"])
+    icon_row = dict(train[0], concept_id="icon:game-icons:giraffe", subcategory="game-icons")
+    problems = find_leaks(train + [named_row, icon_row], evals, [], [])
+    assert any("named concept" in p for p in problems) and any("held-out icon set game-icons" in p for p in problems)
+
+
+def test_named_concepts_rule() -> None:
+    from repro.data.splits import named_concepts
+
+    counts = {f"emoji:{k}": k % 5 for k in range(40)}
+    chosen = named_concepts(counts, 5, seed=0, min_pictures=3)
+    assert len(chosen) == 5 and all(counts[c] >= 3 for c in chosen)
+    assert chosen == named_concepts(counts, 5, seed=0, min_pictures=3) != named_concepts(counts, 5, seed=1,
+                                                                                             min_pictures=3)
+    assert len(named_concepts(counts, 100, min_pictures=3)) == sum(v >= 3 for v in counts.values())
+
+
+def test_held_out_icon_families() -> None:
+    from repro.data.schema import held_out_icon_family
+
+    assert held_out_icon_family("icon-park-outline") == held_out_icon_family("icon-park") == "icon-park"
+    assert held_out_icon_family("game-icons") == "game-icons"
+    assert held_out_icon_family("mdi") is None and held_out_icon_family("icon") is None

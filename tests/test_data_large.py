@@ -189,7 +189,7 @@ def test_corpus_statistics_memory_and_gpu_subset() -> None:
 
 
 def test_full_keeps_its_stamp_and_large_preset() -> None:
-    assert BuildConfig().stamp() == BuildConfig.preset("full").stamp() == "0335e057f66c2511"
+    assert BuildConfig().stamp() == BuildConfig.preset("full").stamp() == "6dac8551a53b0dfb"
     large = BuildConfig.preset("large")
     assert large.max_icons is None and large.icons_by_name and large.near_distance == NEAR_DISTANCE
     assert {k: getattr(large, k) for k in PRESET} == PRESET and large.stamp() != BuildConfig().stamp()
@@ -211,7 +211,29 @@ def test_smoke_with_near_duplicates_builds_and_records_statistics(tmp_path: Path
     assert manifest["leak_check"] == "passed"
     assert manifest["dropped"]["near duplicate (perceptual hash)"] > 0
     stats = manifest["statistics"]
-    assert stats["train_pictures"] == manifest["counts"]["train"]["filled"] + manifest["counts"]["train"]["striped"]
+    assert stats["train_pictures"] == sum(manifest["counts"]["train"].values())
     assert stats["vocabulary_size"] > 10 and stats["distinct_names"] > 10
     assert set(manifest["memory_estimate_gib"]) == set(manifest["gpu_subset"]) == {"32"}
     assert manifest["peak_memory"]["builder_mib"] > 0
+
+
+def test_gpu_subset_fits_its_budget_and_keeps_every_evaluation_split(tmp_path: Path) -> None:
+    from repro.data.build import corpus_dir
+    from repro.data.large import write_gpu_subset
+    from repro.data.pack import load_packed
+
+    build_mod.build(BuildConfig(corpus="smoke", workers=1, pack_sizes=(32,)), root=tmp_path)
+    src = corpus_dir(tmp_path, "smoke")
+    eval_bytes = sum(p.stat().st_size for p in (src / "packed").glob("*_32.npz") if not p.name.startswith("train"))
+    budget = (eval_bytes + 0.5 * (src / "packed" / "train_32.npz").stat().st_size) / 2**20
+    record = write_gpu_subset(src, tmp_path / "gpu", size=32, budget_mib=budget)
+    files = list((tmp_path / "gpu" / "packed").glob("*.npz"))
+    mib = sum(f.stat().st_size for f in files) / 2**20
+    assert mib <= budget and record["mib"] == round(mib, 2)
+    assert 0 < record["train_share"] < 1 and set(record["eval_splits"]) >= {"val", "named", "zeroshot"}
+    train, full = load_packed(tmp_path / "gpu" / "packed" / "train_32.npz"), load_packed(src / "packed" / "train_32.npz")
+    assert len(train) == record["train_pictures"] and set(train.fields["concept_id"]) <= set(full.fields["concept_id"])
+    manifest = json.loads((tmp_path / "gpu" / "manifest.json").read_text())
+    assert manifest["gpu_subset"] == record and (tmp_path / "gpu" / "suites.json").is_file()
+    with pytest.raises(ValueError, match="evaluation splits alone"):
+        write_gpu_subset(src, tmp_path / "gpu2", size=32, budget_mib=eval_bytes / 2**20 / 2)

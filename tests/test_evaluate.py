@@ -384,8 +384,8 @@ def test_run_suites_end_to_end_on_the_smoke_corpus(smoke_corpus, monkeypatch):
                         original(m, images, **kw))
     results = run_suites(model, tok, smoke_corpus, size=48, per_template=True)
     suites = [k for k in results if not k.startswith("retrieval/")]
-    assert len(suites) == 6 and {"retrieval/val", "retrieval/zeroshot"} <= set(results)
-    assert len(encoded) == 3  # three splits, each encoded once for two suites and retrieval
+    assert len(suites) == 8 and {"retrieval/val", "retrieval/zeroshot"} <= set(results)
+    assert len(encoded) == 4  # four splits, each encoded once for two suites and retrieval
     for name in suites:
         r = results[name]
         assert r["suite"] == name and r["n"] > 0 and r["n_classes"] >= 2

@@ -218,3 +218,32 @@ def compare_results(before: ExperimentResults, after: ExperimentResults, metric:
                      "difference (points)": round(100 * (float(np.mean(a)) - float(np.mean(b))), 1),
                      "seeds": f"{len(b)} / {len(a)}"})
     return pd.DataFrame(rows)
+
+
+#: The order in which the book lists kinds of evaluation (suite `shift`s): the paper's zero-shot first.
+SHIFT_ORDER = ("zero-shot concepts", "in-distribution", "held-out style", "held-out icon set", "real photos",
+               "unseen words")
+
+
+def zero_shot_table(results: ExperimentResults, names: dict | None = None) -> pd.DataFrame:
+    """One row per zero-shot suite of `results` (kinds in SHIFT_ORDER): classes, the share of class names that
+    occur in training captions (from a `repro.data.vocabulary.name_occurrence` record, if given), top-1 and top-5
+    (mean ± 95% CI over seeds, %) and chance (1/classes, %)."""
+    first = results.records[0]["metrics"]
+    occurs = (names or {}).get("suites", {})
+    rows = []
+    for suite, m in first.items():
+        if not (isinstance(m, dict) and "top1" in m and "shift" in m):
+            continue
+        named = occurs.get(suite)
+        rows.append({"suite": suite, "kind": m["shift"], "classes": m["n_classes"],
+                     "named in training (%)": round(100 * named["named_in_training"] / named["n_classes"])
+                     if named else None,
+                     "top-1 (%)": ci_text(results.values(f"{suite}|top1")),
+                     "top-5 (%)": ci_text(results.values(f"{suite}|top5")),
+                     "chance (%)": round(100 / m["n_classes"], 2)})
+    order = {s: i for i, s in enumerate(SHIFT_ORDER)}
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    return frame.sort_values("kind", key=lambda k: k.map(lambda s: order.get(s, len(order))), kind="stable")

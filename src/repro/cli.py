@@ -57,6 +57,15 @@ def cmd_data_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_gpu_subset(args: argparse.Namespace) -> int:
+    from .data.large import write_gpu_subset
+
+    record = write_gpu_subset(args.corpus_dir, args.out, args.size, args.budget_mib, seed=args.seed)
+    print(f"{args.out}: {record['mib']} MiB at {record['size']} px; {record['train_pictures']:,} training pictures "
+          f"({100 * record['train_share']:.1f}%) and {len(record['eval_splits'])} evaluation splits")
+    return 0
+
+
 def _setting(text: str) -> tuple[str, object]:
     import json
 
@@ -202,6 +211,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--summary-dir", type=Path, default=None,
                    help="also write the book's summary files (manifest, suites, grid, captions) there")
     b.set_defaults(func=cmd_data_build)
+    g = data.add_parser("gpu-subset", help="a copy of a built corpus that travels to the GPU machine: every "
+                        "evaluation split and as many training pictures as fit the budget")
+    g.add_argument("--corpus-dir", type=Path, required=True, help="a built corpus, e.g. $REPRO_DATA/build/large")
+    g.add_argument("--out", type=Path, required=True, help="folder to write (a corpus folder: packed/, manifest.json)")
+    g.add_argument("--size", type=int, default=32, help="packed resolution to take")
+    g.add_argument("--budget-mib", type=float, default=60.0, help="most MiB the packed files may take together")
+    g.add_argument("--seed", type=int, default=0, help="seed of the training pictures drawn")
+    g.set_defaults(func=cmd_data_gpu_subset)
     t = sub.add_parser("train", help="train a model (see repro.train.TrainConfig for the keys)")
     t.add_argument("config", nargs="?", help="a JSON file of TrainConfig keys")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key (JSON value)")

@@ -26,18 +26,28 @@ from tqdm.auto import tqdm
 from ..files import atomic_write_text
 from . import sources
 from .captions import make_captions, readable, with_article
+from .classnames import (
+    CATEGORY_CANDIDATES,
+    FASHION_MNIST_CANDIDATES,
+    SUBCATEGORY_CANDIDATES,
+    all_candidates,
+    candidates_of,
+    choose_classnames,
+    digit_names,
+)
 from .dedup import PerceptualDeduplicator, phash
 from .large import corpus_statistics, gpu_subset, memory_estimate, peak_memory_mib
 from .pack import pack
 from .render import RenderError, dhash, is_blank, pixel_sha256, render
-from .schema import HELD_OUT_STYLES, TRAIN_EMOJI_STYLES, RawItem, features
-from .splits import Deduplicator, concept_splits, find_leaks, phrase_pattern, scrub_captions
-from .suites import EMOJI_TEMPLATES, SMOKE_TEMPLATES, Suite, label_suites
+from .schema import HELD_OUT_ICON_SETS, HELD_OUT_STYLES, TRAIN_EMOJI_STYLES, RawItem, features, held_out_icon_family
+from .splits import Deduplicator, concept_splits, find_leaks, named_concepts, phrase_pattern, scrub_captions
+from .suites import EMOJI_TEMPLATES, ICON_TEMPLATES, SMOKE_TEMPLATES, Suite, classname, label_suites, shift_of
+from .vocabulary import phrase_counts
 
 log = logging.getLogger(__name__)
-BUILD_VERSION = 3
+BUILD_VERSION = 4
 MAX_CAPTIONS = 10
-EVAL_PREFIXES = ("val", "zeroshot", "test-")
+EVAL_PREFIXES = ("val", "named", "zeroshot", "test-")
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,7 @@ class BuildConfig:
     workers: int = 0  # 0: one per CPU core
     icons_by_name: bool = False  # a capped icon set is sampled name by name (repro.data.large.spread_sample)
     near_distance: int | None = None  # also drop perceptual-hash near duplicates within this many bits
+    named_frac: float = 0.1  # share of concepts held out as `named` (zero-shot with names in training text)
 
     @classmethod
     def preset(cls, corpus: str, **overrides) -> BuildConfig:
@@ -88,7 +99,7 @@ def _raw_items(config: BuildConfig, raw: Path, stats: Counter) -> tuple[Iterator
 
         return iter_smoke(seed=config.seed), SMOKE_HELD_OUT_STYLES, []
     from .clipart import iter_clipart
-    from .emoji import iter_emoji
+    from .emoji import iter_emoji, load_emoji_metadata
     from .icons import iter_icons
 
     keys = list(sources.SOURCES)
@@ -98,8 +109,9 @@ def _raw_items(config: BuildConfig, raw: Path, stats: Counter) -> tuple[Iterator
     def chain() -> Iterator[RawItem]:
         yield from iter_emoji(raw)
         yield from iter_clipart(raw)
+        concept_names = {readable(m["name"]) for m in load_emoji_metadata(raw).values()}
         yield from iter_icons(raw, max_per_set=config.max_icons_per_set, max_total=config.max_icons, seed=config.seed,
-                              stats=stats, by_name=config.icons_by_name)
+                              stats=stats, by_name=config.icons_by_name, held_out_names=concept_names)
 
     return chain(), HELD_OUT_STYLES, keys
 
@@ -142,12 +154,34 @@ class _Serial:
         return map(fn, it)
 
 
+#: Other-source training pictures whose captions must name a concept for it to be a `named` zero-shot concept.
+NAMED_MIN_PICTURES = 3
+
+
+def _is_concept(row: dict) -> bool:
+    return row["concept_id"].startswith(("emoji:", "smoke:"))
+
+
+def _icon_family(row: dict) -> str | None:
+    return held_out_icon_family(row["subcategory"]) if row["concept_id"].startswith("icon:") else None
+
+
 def assign_splits(rows: list[dict], held_out: tuple[str, ...], config: BuildConfig) -> tuple[dict, dict]:
-    """Put every row in its split (see repro.data.splits); returns ({split: rows}, report of what was dropped)."""
-    concept_rows = [r for r in rows if r["concept_id"].startswith(("emoji:", "smoke:"))]
-    other_rows = [r for r in rows if not r["concept_id"].startswith(("emoji:", "smoke:"))]
+    """Put every row in its split (see repro.data.splits); returns ({split: rows}, report of what was dropped and
+    how the `named` concepts were chosen)."""
+    concept_rows = [r for r in rows if _is_concept(r)]
+    icon_eval = [r for r in rows if not _is_concept(r) and _icon_family(r)]
+    other_rows = [r for r in rows if not _is_concept(r) and not _icon_family(r)]
     strata = {r["concept_id"]: r["subcategory"] or r["category"] for r in concept_rows}
     csplit = concept_splits(strata, config.seed, config.val_frac, config.zeroshot_frac)
+    zs_names = sorted({readable(r["name"]) for r in concept_rows if csplit[r["concept_id"]] == "zeroshot"})
+    pattern = phrase_pattern(zs_names)
+    train_names = {r["concept_id"]: readable(r["name"]) for r in concept_rows if csplit[r["concept_id"]] == "train"}
+    other_captions = [scrub_captions(r["captions"], pattern) for r in other_rows]
+    other_counts = phrase_counts(other_captions, set(train_names.values()))
+    candidates = {c: other_counts[n][1] for c, n in train_names.items()}
+    named = named_concepts(candidates, round(config.named_frac * len(strata)), config.seed, NAMED_MIN_PICTURES)
+    csplit |= dict.fromkeys(named, "named")
     splits: dict[str, list[dict]] = defaultdict(list)
     train_candidates = []
     for r in concept_rows:
@@ -156,12 +190,14 @@ def assign_splits(rows: list[dict], held_out: tuple[str, ...], config: BuildConf
             splits["zeroshot"].append(r)
         elif r["style"] in held_out:
             splits[f"test-{r['style']}"].append(r)
-        elif s == "val":
-            splits["val"].append(r)
+        elif s in ("val", "named"):
+            splits[s].append(r)
         else:
             train_candidates.append(r)
-    zs_names = sorted({readable(r["name"]) for r in splits["zeroshot"]})
-    pattern = phrase_pattern(zs_names)
+    eval_names = {readable(r["name"]) for r in concept_rows} - set(zs_names)
+    for r in icon_eval:
+        if r["name"] in eval_names:
+            splits[f"test-icons-{_icon_family(r)}"].append(r)
     near = config.near_distance is not None
     dedup = PerceptualDeduplicator(config.near_distance) if near else Deduplicator()
     for split_rows in splits.values():
@@ -189,23 +225,34 @@ def assign_splits(rows: list[dict], held_out: tuple[str, ...], config: BuildConf
                        held_out)
     if leaks:
         raise RuntimeError("the split leaks evaluation data into training:\n" + "\n".join(leaks[:20]))
-    return dict(splits), {"dropped": dict(dropped), "zeroshot_concepts": zs_names}
+    eligible = sum(k >= NAMED_MIN_PICTURES for k in candidates.values())
+    named_report = {"min_pictures": NAMED_MIN_PICTURES, "candidates": len(candidates), "eligible": eligible,
+                    "concepts": len(named), "rule": "training concepts whose name at least min_pictures other-source "
+                    "training pictures have in a caption, taken in a seeded hash order"}
+    return dict(splits), {"dropped": dict(dropped), "zeroshot_concepts": zs_names, "named": named_report}
 
 
-def _photo_rows(raw: Path) -> dict[str, tuple[list[dict], Suite]]:
-    """Real labelled photos as rows in the corpus schema, with their suites."""
+def _photo_rows(raw: Path, pictures: dict[str, int]) -> dict[str, tuple[list[dict], Suite]]:
+    """Real labelled photos as rows in the corpus schema, with their suites; class names are chosen from words of
+    the training captions (`pictures`: phrase -> training pictures naming it; repro.data.classnames)."""
     from . import photos
 
+    fashion = choose_classnames(dict(zip(photos.FASHION_MNIST_LABELS, (
+        FASHION_MNIST_CANDIDATES[label] for label in photos.FASHION_MNIST_LABELS), strict=True)), pictures)
+    fashion_names = tuple(fashion[label] for label in photos.FASHION_MNIST_LABELS)
+    digits = digit_names(pictures)
+    digit_templates = photos.MNIST_TEMPLATES if digits == photos.MNIST_CLASSES else photos.CORPUS_DIGIT_TEMPLATES
     out = {}
     loaders = {
         "fashion-mnist-test": (lambda: photos.load_fashion_mnist(raw / "fashion-mnist", "test"),
-                               photos.FASHION_MNIST_CLASSES, photos.FASHION_MNIST_TEMPLATES, "fashion-mnist"),
-        "mnist-test": (lambda: photos.load_mnist(raw / "mnist"), photos.MNIST_CLASSES, photos.MNIST_TEMPLATES,
+                               photos.FASHION_MNIST_CLASSES, fashion_names, photos.FASHION_MNIST_TEMPLATES,
+                               "fashion-mnist"),
+        "mnist-test": (lambda: photos.load_mnist(raw / "mnist"), photos.MNIST_CLASSES, digits, digit_templates,
                        "mnist"),
-        "digits": (lambda: photos.load_digits(raw / "sklearn-digits"), photos.DIGITS_CLASSES,
-                   photos.DIGITS_TEMPLATES, "sklearn-digits"),
+        "digits": (lambda: photos.load_digits(raw / "sklearn-digits"), photos.DIGITS_CLASSES, digits,
+                   digit_templates + ("a pixelated photo of {}.",), "sklearn-digits"),
     }
-    for split, (load, classes, templates, key) in loaders.items():
+    for split, (load, classes, classnames, templates, key) in loaders.items():
         images, labels = load()
         src = sources.SOURCES[key]
         rows = []
@@ -221,34 +268,58 @@ def _photo_rows(raw: Path) -> dict[str, tuple[list[dict], Suite]]:
                 "attribution": src.attribution, "category": cname, "subcategory": "", "sha256": pixel_sha256(pil),
                 "dhash": dhash(pil),
             })
-        suite = Suite(split, split, "name", tuple(classes), tuple(classes), tuple(templates), "real photos",
-                      f"{len(classes)}-way classification of real {key} images")
+        suite = Suite(split, split, "name", tuple(classes), tuple(classnames), tuple(templates), "real photos",
+                      f"{len(classes)}-way classification of real {key} images; class names made of words the "
+                      "training captions contain")
         out[split] = (rows, suite)
     return out
 
 
-def make_suites(splits: dict[str, list[dict]], config: BuildConfig) -> dict:
-    """Suites over the emoji (or smoke) splits, plus the supervised label set of the training styles."""
+def training_pictures(train: list[dict], phrases: Iterable[str]) -> dict[str, int]:
+    """phrase -> how many training pictures have it in a caption (whole words, repro.data.vocabulary)."""
+    counts = phrase_counts([r["captions"] for r in train], set(phrases))
+    return {p: pictures for p, (_captions, pictures) in counts.items()}
+
+
+def choose_label_names(splits: dict[str, list[dict]], pictures: dict[str, int]) -> dict[str, dict[str, str]]:
+    """field -> label -> class name, for the category and subcategory labels of the concept rows."""
+    rows = [r for name, rs in splits.items() if name != "train" for r in rs if _is_concept(r)]
+    out = {}
+    for field, table in (("category", CATEGORY_CANDIDATES), ("subcategory", SUBCATEGORY_CANDIDATES)):
+        labels = sorted({r[field] for r in rows} - {""})
+        out[field] = choose_classnames(candidates_of(labels, table, lambda x, f=field: classname(x, f)), pictures)
+    return out
+
+
+def make_suites(splits: dict[str, list[dict]], config: BuildConfig, pictures: dict[str, int]) -> dict:
+    """Suites over the evaluation splits, plus the supervised label set of the training styles; `pictures` counts
+    the candidate class names in the training captions (`training_pictures`)."""
     smoke = config.corpus == "smoke"
     templates = SMOKE_TEMPLATES if smoke else EMOJI_TEMPLATES
     fields = ("category", "name") if smoke else ("category", "subcategory", "name")
     prefix = "smoke" if smoke else "emoji"
+    names = choose_label_names(splits, pictures)
     suites: list[Suite] = []
     for split in sorted(splits):
         if not split.startswith(EVAL_PREFIXES) or not splits[split]:
             continue
-        shift = {"val": "in-distribution", "zeroshot": "zero-shot concepts"}.get(split, "held-out style")
-        values = {f: [r[f] for r in splits[split]] for f in fields}
-        suites += label_suites(split, values, shift, templates, prefix, fields)
+        shift, note = shift_of(split)
+        icons = split.startswith("test-icons-")
+        split_fields = ("name",) if icons else fields
+        values = {f: [r[f] for r in splits[split]] for f in split_fields}
+        suites += label_suites(split, values, shift, ICON_TEMPLATES if icons else templates,
+                               "icons" if icons else prefix, split_fields, names, note)
     label = "category" if smoke else "subcategory"
     train_styles = None if smoke else TRAIN_EMOJI_STYLES
-    supervised_rows = [r for r in splits["train"] if r["concept_id"].startswith(("emoji:", "smoke:"))
+    supervised_rows = [r for r in splits["train"] if _is_concept(r)
                        and (train_styles is None or r["style"] in train_styles)]
     classes = sorted({r[label] for r in supervised_rows} - {""})
     supervised = {"split": "train", "label": label, "classes": classes, "styles": list(train_styles or []),
                   "n": len(supervised_rows),
                   "description": f"{label} labels of the training styles' emoji: the supervised baseline's data"}
-    return {"suites": [s.to_dict() for s in suites], "supervised": supervised}
+    chosen = {field: {label: {"name": n, "training_pictures": pictures.get(n, 0)} for label, n in m.items()}
+              for field, m in names.items()}
+    return {"suites": [s.to_dict() for s in suites], "supervised": supervised, "classnames": chosen}
 
 
 def store(splits: dict[str, list[dict]], out: Path) -> None:
@@ -291,9 +362,11 @@ def build(config: BuildConfig = BuildConfig(), root: Path | None = None, force: 
     items, held_out, keys = _raw_items(config, raw, icon_stats)
     rows, failures = render_all(items, config.size, config.workers)
     splits, report = assign_splits(rows, held_out, config)
-    suites = make_suites(splits, config)
+    labels = {r[f] for rs in splits.values() for r in rs if _is_concept(r) for f in ("category", "subcategory")}
+    pictures = training_pictures(splits["train"], all_candidates() | {classname(x, "subcategory") for x in labels})
+    suites = make_suites(splits, config, pictures)
     if config.corpus != "smoke":
-        for split, (photo_rows, suite) in _photo_rows(raw).items():
+        for split, (photo_rows, suite) in _photo_rows(raw, pictures).items():
             splits[split] = photo_rows
             suites["suites"].append(suite.to_dict())
     out.mkdir(parents=True, exist_ok=True)
@@ -315,7 +388,8 @@ def build(config: BuildConfig = BuildConfig(), root: Path | None = None, force: 
                      for (s, lic, a), n in sorted(licences.items())],
         "counts": counts, "counts_by_source": by_source, "held_out_styles": list(held_out),
         "dropped": report["dropped"] | {"render failures": len(failures)}, "render_failures": failures[:50],
-        "zeroshot_concepts": report["zeroshot_concepts"], "leak_check": "passed", "packed": packed,
+        "zeroshot_concepts": report["zeroshot_concepts"], "named_concepts": report["named"], "leak_check": "passed",
+        "held_out_icon_sets": {f: HELD_OUT_ICON_SETS[f] for f in HELD_OUT_ICON_SETS}, "packed": packed,
         "caption_examples": {s: rs[0]["captions"] for s, rs in sorted(splits.items()) if rs},
         "icons_skipped": dict(icon_stats), "statistics": corpus_statistics(splits),
         "memory_estimate_gib": memory_estimate({s: len(rs) for s, rs in splits.items()}, config.pack_sizes),

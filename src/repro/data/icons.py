@@ -18,7 +18,7 @@ from pathlib import Path
 
 from repro.data.iconify import iconify_svg, monochrome_black
 from repro.data.large import spread_sample
-from repro.data.schema import RawItem
+from repro.data.schema import RawItem, held_out_icon_family
 
 #: Licences (SPDX, as collections.json spells them) that need attribution at most. Seen in 2.2.535 and excluded:
 #: OFL-1.1 (font licence: the glyphs may not be sold alone), CC-BY-SA-3.0/-4.0 and MPL-2.0 (share-alike / file
@@ -176,14 +176,25 @@ def _set_entries(data: dict, stats: Counter) -> list[tuple[str, str, list[str]]]
 
 
 def iter_icons(raw: Path, max_per_set: int | None = None, max_total: int | None = None, seed: int = 0,
-               stats: Counter | None = None, by_name: bool = False) -> Iterator[RawItem]:
+               stats: Counter | None = None, by_name: bool = False,
+               held_out_names: Collection[str] | None = None) -> Iterator[RawItem]:
     """One RawItem (kind "svg") per visible icon of every allowed set. `max_per_set` / `max_total` subsample
     deterministically for `seed`: sets are visited from smallest to largest and each takes at most an equal share
     of what is left of `max_total`, so every set is represented; `by_name` samples a capped set name by name
-    (`repro.data.large.spread_sample`) instead of uniformly. `stats`, if given, counts what was skipped."""
+    (`repro.data.large.spread_sample`) instead of uniformly. `stats`, if given, counts what was skipped.
+
+    The sets of held-out families (schema.HELD_OUT_ICON_SETS) come first, uncapped and outside `max_total`: with
+    `held_out_names`, only their icons whose readable name is one of those names (the evaluation concepts)."""
     pkg = find_package(raw)
     stats = stats if stats is not None else Counter()
-    sets = sorted((s for s in list_icon_sets(pkg) if s["allowed"]), key=lambda s: (s["total"], s["prefix"]))
+    allowed = [s for s in list_icon_sets(pkg) if s["allowed"]]
+    for meta in (s for s in allowed if held_out_icon_family(s["prefix"])):
+        data = json.loads((pkg / "json" / f"{meta['prefix']}.json").read_text(encoding="utf-8"))
+        entries = [e for e in _set_entries(data, Counter()) if held_out_names is None or e[1] in held_out_names]
+        stats["held_out_icons"] += len(entries)
+        yield from _items(meta, data, entries)
+    sets = sorted((s for s in allowed if not held_out_icon_family(s["prefix"])),
+                  key=lambda s: (s["total"], s["prefix"]))
     remaining = max_total
     for i, meta in enumerate(sets):
         if remaining is not None and remaining <= 0:

@@ -29,12 +29,18 @@ colour variants (the blue, red and orange circles) and flat/colour Fluent pairs 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import resource
+import shutil
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 
+from ..files import atomic_write_text
+from .pack import PackedSplit
 from .vocabulary import words
 
 SET_CAP = 10_000
@@ -139,3 +145,47 @@ def peak_memory_mib() -> dict:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {"builder_mib": round(own), "largest_worker_mib": round(children)}
+
+
+def write_gpu_subset(corpus_dir: str | os.PathLike, out_dir: str | os.PathLike, size: int = 32,
+                     budget_mib: float = GPU_BUDGET_MIB, splits: Sequence[str] | None = None, seed: int = 0) -> dict:
+    """A corpus folder at `out_dir` that travels to the GPU machine within `budget_mib`: the evaluation splits
+    `splits` (default: all) whole, and as many training pictures, drawn at random with `seed`, as fit beside
+    them, packed at `size`; its manifest and suites are the corpus's, with a `gpu_subset` record of what was
+    kept. Returns that record. Compressed sizes are measured, not estimated: the training share is shrunk until
+    the files fit."""
+    from .pack import load_packed, save_packed
+
+    src, out = Path(corpus_dir), Path(out_dir)
+    manifest = json.loads((src / "manifest.json").read_text(encoding="utf-8"))
+    chosen = [p["split"] for p in manifest["packed"] if p["size"] == size and p["split"] != "train"
+              and (splits is None or p["split"] in splits)]
+    (out / "packed").mkdir(parents=True, exist_ok=True)
+    for split in chosen:
+        shutil.copyfile(src / "packed" / f"{split}_{size}.npz", out / "packed" / f"{split}_{size}.npz")
+    eval_mib = sum((out / "packed" / f"{s}_{size}.npz").stat().st_size for s in chosen) / 2**20
+    if eval_mib >= budget_mib:
+        raise ValueError(f"the evaluation splits alone take {eval_mib:.1f} MiB at {size} px, over the "
+                         f"{budget_mib} MiB budget: pass fewer splits")
+    train = load_packed(src / "packed" / f"train_{size}.npz")
+    order = np.random.default_rng(seed).permutation(len(train))
+    path = out / "packed" / f"train_{size}.npz"
+    share = min(1.0, (budget_mib - eval_mib) / (src / "packed" / f"train_{size}.npz").stat().st_size * 2**20)
+    while True:
+        rows = np.sort(order[:max(1, int(share * len(train)))])
+        save_packed(path, PackedSplit(train.images[rows], [train.captions[i] for i in rows],
+                                      {k: [v[i] for i in rows] for k, v in train.fields.items()},
+                                      train.meta | {"n": len(rows), "subset_of": len(train), "subset_seed": seed}))
+        total = eval_mib + path.stat().st_size / 2**20
+        if total <= budget_mib or share < 0.01:
+            break
+        share *= 0.97 * budget_mib / total
+    record = {"size": size, "budget_mib": budget_mib, "mib": round(total, 2), "eval_splits": chosen,
+              "train_pictures": len(rows), "train_share": round(len(rows) / len(train), 4), "seed": seed}
+    packed = [p for p in manifest["packed"] if p["size"] == size and p["split"] in chosen] + [
+        {"split": "train", "size": size, "n": len(rows), "path": str(path.relative_to(out)),
+         "bytes": path.stat().st_size}]
+    atomic_write_text(out / "manifest.json", json.dumps(manifest | {"packed": packed, "gpu_subset": record,
+                                                                     "subset_of": str(src)}, indent=1))
+    shutil.copyfile(src / "suites.json", out / "suites.json")
+    return record

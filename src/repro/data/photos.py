@@ -49,6 +49,11 @@ MNIST_TEMPLATES = (
     "a handwritten number {}.",
     "a low resolution photo of the number {}.",
 )
+#: For digit names that spell a word ("number 3", "zero"): templates of words the training captions use.
+CORPUS_DIGIT_TEMPLATES = (
+    "a photo of a {}.", "a black and white photo of a {}.", "a handwritten {}.", "a picture of a {}.",
+    "an icon of a {}.", "a {}.",
+)
 DIGITS_CLASSES = MNIST_CLASSES
 DIGITS_TEMPLATES = MNIST_TEMPLATES + ("a pixelated photo of the number {}.",)
 

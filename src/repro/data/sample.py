@@ -1,5 +1,6 @@
 """A small sample of the corpus's evaluation pictures that ships with the package: a few hundred 32 px images of the
-in-distribution split (`val`), of the unseen concepts (`zeroshot`) and of the three held-out art styles, each with
+in-distribution split (`val`), of the zero-shot concepts (`named`), of the unseen words (`zeroshot`), of the three
+held-out art styles and of the three held-out icon sets, each with
 its source, licence and attribution, and the evaluation suites that label them.
 
 The book's exercises and galleries read it, and a test evaluates the shipped model on it, so nothing that shows the
@@ -20,10 +21,11 @@ import numpy as np
 from .pack import PackedSplit, load_packed, save_packed
 from .suites import Suite
 
-#: Images drawn per split (uniformly at random, seeded): the in-distribution split, the unseen concepts, the
-#: held-out styles.
-SAMPLE_SPLITS = {"val": 200, "zeroshot": 100, "test-openmoji-black": 60, "test-fluent-3d": 60,
-                 "test-fluent-high-contrast": 60}
+#: Images drawn per split (uniformly at random, seeded): the in-distribution split, the zero-shot concepts (named
+#: in training text), the unseen words, the held-out emoji styles and the held-out icon sets.
+SAMPLE_SPLITS = {"val": 150, "named": 150, "zeroshot": 60, "test-openmoji-black": 50, "test-fluent-3d": 50,
+                 "test-fluent-high-contrast": 50, "test-icons-dinkie-icons": 30, "test-icons-game-icons": 30,
+                 "test-icons-icon-park": 30}
 SAMPLE_FILE = "sample-32px.npz"
 
 

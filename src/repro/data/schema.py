@@ -17,6 +17,25 @@ EMOJI_STYLES = (
 #: Styles never seen in training: the analogue of ImageNet-Sketch / ImageNet-R for our ImageNet-like emoji.
 HELD_OUT_STYLES = ("openmoji-black", "fluent-high-contrast", "fluent-3d")
 TRAIN_EMOJI_STYLES = tuple(s for s in EMOJI_STYLES if s not in HELD_OUT_STYLES)
+#: Iconify set families never seen in training: the same concepts drawn in icon styles the model never saw, as
+#: ImageNet-R and ImageNet-Sketch redraw ImageNet's classes. Rule: of the allowed sets, ranked by how many of their
+#: icons are named like an emoji concept (@iconify/json 2.2.535: dinkie-icons 308, game-icons 283, mdi 190,
+#: icon-park 185, ...), the first three whose look no training set shares; mdi is passed over because
+#: Material Symbols draw the same Material icons. A family is a set and the sets whose prefix extends it with
+#: "-..." (icon-park-outline, -solid, -twotone draw icon-park's pictures in other variants): all are held out.
+HELD_OUT_ICON_SETS = {
+    "dinkie-icons": "pixel-font bitmaps",
+    "game-icons": "detailed silhouettes drawn for games",
+    "icon-park": "two-tone multicolour line icons (with its outline, solid and two-tone variants)",
+}
+
+
+def held_out_icon_family(prefix: str) -> str | None:
+    """The held-out icon-set family (HELD_OUT_ICON_SETS) that Iconify set `prefix` belongs to, or None."""
+    for family in HELD_OUT_ICON_SETS:
+        if prefix == family or prefix.startswith(family + "-"):
+            return family
+    return None
 
 #: How a caption may name a training style ("a flat emoji of a bicycle"); held-out styles are never named.
 STYLE_PHRASES = {

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..data.pack import PackedSplit
-from ..data.suites import Suite
+from ..data.suites import Suite, prompt
 from ..data.tensors import model_input
 from .metrics import mean_per_class_recall, predictions, topk_accuracy
 from .zeroshot import _check_templates, class_labels
@@ -41,7 +41,7 @@ def objective_zeroshot(
     if len(images) == 0:
         raise ValueError(f"suite {suite.name!r}: no images to evaluate")
     device = next(objective.parameters()).device
-    prompts = [template.format(name) for name in suite.classnames for template in templates]
+    prompts = [prompt(template, name) for name in suite.classnames for template in templates]
     class_texts = tokenizer(prompts, context_length=context_length, truncate=True).to(device)
     class_index = torch.arange(len(suite.classes), device=device).repeat_interleave(len(templates))
     was_training = objective.training

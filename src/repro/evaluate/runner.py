@@ -19,7 +19,7 @@ from .zeroshot import zeroshot_eval
 
 __all__ = ["SplitCache", "evaluated_splits", "load_suites", "run_suites", "select_suites"]
 
-RETRIEVAL_SPLITS = ("val", "zeroshot")
+RETRIEVAL_SPLITS = ("val", "named", "zeroshot")
 
 
 def load_suites(corpus_dir: str | os.PathLike) -> list[Suite]:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..data.pack import PackedSplit
-from ..data.suites import Suite
+from ..data.suites import Suite, prompt
 from .features import encode_images, encode_texts, normalize
 from .metrics import mean_per_class_recall, per_group_accuracy, predictions, topk_accuracy
 
@@ -33,12 +33,13 @@ def _check_templates(templates: Sequence[str]) -> tuple[str, ...]:
 def template_features(
     model: torch.nn.Module, tokenizer: object, classnames: Sequence[str], templates: Sequence[str], **encode_kw
 ) -> torch.Tensor:
-    """Normalised embeddings of every prompt, [C, T, d]: entry (c, t) embeds `templates[t].format(classnames[c])`."""
+    """Normalised embeddings of every prompt, [C, T, d]: entry (c, t) embeds
+    `prompt(templates[t], classnames[c])` (the template with the class name and the article it needs)."""
     templates = _check_templates(templates)
     classnames = list(classnames)
     if not classnames:
         raise ValueError("at least one class name is needed")
-    texts = [template.format(name) for name in classnames for template in templates]
+    texts = [prompt(template, name) for name in classnames for template in templates]
     features = encode_texts(model, tokenizer, texts, **encode_kw)
     return features.view(len(classnames), len(templates), -1)
 

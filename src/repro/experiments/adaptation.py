@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .. import lora as lora_lib
+from ..data.suites import prompt
 from ..data.tensors import crop_params, normalize, square_crop, to_float
 from ..evaluate.features import encode_images
 from ..evaluate.features import normalize as unit
@@ -88,7 +89,7 @@ assert {p: s["seeds"] for p, s in PROFILES.items()} == {p: s["seeds"] for p, s i
 
 def class_prompts(tokenizer, classnames: Sequence[str], templates: Sequence[str], context_length: int) -> torch.Tensor:
     """Token ids [T, C, L] of every template t filled with every class name c."""
-    texts = [t.format(c) for t in templates for c in classnames]
+    texts = [prompt(t, c) for t in templates for c in classnames]
     tokens = tokenizer(texts, context_length=context_length, truncate=True)
     return tokens.view(len(templates), len(classnames), -1)
 
