@@ -72,3 +72,11 @@ def test_shift_of_each_split() -> None:
     assert shift_of("test-fluent-3d")[0] == "held-out style" and shift_of("val")[0] == "in-distribution"
     with pytest.raises(ValueError, match="not an evaluation split"):
         shift_of("train")
+
+
+def test_same_classes_compares_suites_by_name() -> None:
+    from repro.data.suites import same_classes
+
+    a = [{"name": "x", "classes": ["a", "b"]}, {"name": "y", "classes": ["a"]}, {"name": "z", "classes": []}]
+    b = [{"name": "x", "classes": ["a", "b"]}, {"name": "y", "classes": ["b"]}]
+    assert same_classes(a, b) == {"x": True, "y": False}

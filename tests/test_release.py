@@ -76,6 +76,10 @@ def test_shipped_sample_has_licences_and_no_training_images():
     pairs = zip(sample.fields["source"], sample.fields["licence"], strict=True)
     openmoji = {lic for src, lic in pairs if src == "openmoji"}
     assert openmoji == {"CC-BY-SA-4.0"}
+    icons = {(split, att) for split, src, att in zip(sample.fields["split"], sample.fields["source"],
+                                                     sample.fields["attribution"], strict=True) if src == "iconify"}
+    # each icon carries its own set's attribution (the held-out sets differ in author and licence)
+    assert len({att for _, att in icons}) >= len({split for split, _ in icons}) >= 3
     assert {s.split for s in sample_suites(sample)} == set(SAMPLE_SPLITS)
     assert len(sample_split(sample, "val")) == SAMPLE_SPLITS["val"]
     with pytest.raises(ValueError, match="no images of split 'train'"):
@@ -86,7 +90,7 @@ def test_export_round_trip_on_a_smoke_run(tmp_path_factory, tmp_path):
     """export_model writes float16 weights whose recorded sample accuracies a fresh load reproduces."""
     with smoke_experiment(tmp_path_factory, "clip_small") as run:
         corpus = run["corpus"]
-        splits = {s: 5 for s in ("val", "zeroshot")}
+        splits = {s: 5 for s in ("val", "named", "zeroshot")}
         build_sample(corpus, tmp_path / "sample.npz", splits)
         run_dir = run["root"] / "runs" / "clip_small" / "smoke" / "seed0"
         out = tmp_path / "model.safetensors"

@@ -5,7 +5,7 @@ size), the tokenizer and config, and a card saying how the model was trained, on
 scores on the shipped evaluation sample (`repro.data.sample`), measured on the float16 weights as they ship.
 
     python -m repro.release sample --corpus-dir DIR      # draw the evaluation sample from a built corpus
-    python -m repro.release model --run runs/clip_small/cpu/seed0 --result results/clip_small/cpu/reruns/seed0.json
+    python -m repro.release model --run runs/clip_small/cpu/seed0 --result results/clip_small/cpu/seed0.json
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The `large` corpus: every allowed Iconify icon set, all usable clip art and the emoji (issue 15).
 
 It differs from `full` only in how icons are chosen and de-duplicated; emoji, clip art, the concept split, the
-held-out styles and the leak checks are the same, so the evaluation suites stay comparable.
+held-out styles and icon sets and the leak checks are the same, so the evaluation suites stay comparable — except
+`named`, whose concepts each corpus picks from its own training text (repro.data.splits.named_concepts).
 
 - Per-set cap: a set gives at most `SET_CAP` pictures. Big sets are mostly variants of one drawing ("home-outline",
   "home-bold", "home-duotone-thin"): iconmind has 31,722 icons but 5,286 names, fluent 19,876 icons and 2,972

@@ -37,10 +37,13 @@ def sample_path() -> Path:
 def build_sample(corpus_dir: str | os.PathLike, path: str | os.PathLike, splits: dict[str, int] = SAMPLE_SPLITS,
                  size: int = 32, seed: int = 0) -> dict:
     """Draw `splits[name]` images of each split of a built corpus into one packed file at `path` (atomic);
-    returns its meta. Licences and attributions come from the corpus manifest, per source."""
+    returns its meta. Each picture's licence and attribution come from the stored dataset's row (an icon's are its
+    set's)."""
+    from datasets import load_from_disk
+
     corpus_dir = Path(corpus_dir)
     manifest = json.loads((corpus_dir / "manifest.json").read_text(encoding="utf-8"))
-    licence = {r["source"]: (r["licence"], r["attribution"]) for r in manifest["licences"]}
+    stored = load_from_disk(str(corpus_dir / "datasets"))
     all_suites = json.loads((corpus_dir / "suites.json").read_text(encoding="utf-8"))["suites"]
     rng = np.random.default_rng(seed)
     images, captions, fields = [], [], {}
@@ -51,9 +54,10 @@ def build_sample(corpus_dir: str | os.PathLike, path: str | os.PathLike, splits:
         rows = np.sort(rng.choice(len(packed), size=n, replace=False))
         images.append(packed.images[rows])
         captions += [packed.captions[i] for i in rows]
-        sources = [packed.fields["source"][i] for i in rows]
-        extra = {"split": [split] * n, "licence": [licence[s][0] for s in sources],
-                 "attribution": [licence[s][1] for s in sources]}
+        rights = stored[split].select_columns(["concept_id", "licence", "attribution"]).select(rows.tolist())
+        if rights["concept_id"] != [packed.fields["concept_id"][i] for i in rows]:
+            raise ValueError(f"{corpus_dir}: the stored and packed rows of split {split!r} differ; rebuild it")
+        extra = {"split": [split] * n, "licence": rights["licence"], "attribution": rights["attribution"]}
         for key, values in ({k: [v[i] for i in rows] for k, v in packed.fields.items()} | extra).items():
             fields.setdefault(key, []).extend(values)
     meta = {"split": "sample", "size": size, "n": len(captions), "seed": seed, "splits": dict(splits),

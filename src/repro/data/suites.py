@@ -116,3 +116,10 @@ def label_suites(
             description=f"{what[field]} of the pictures in split {split!r} ({len(classes)} classes){note}",
         ))
     return suites
+
+
+def same_classes(a: Sequence[Mapping], b: Sequence[Mapping]) -> dict[str, bool]:
+    """For each suite name in both lists of suite dicts (two corpora's suites.json), whether the two have the same
+    classes: a comparison of two corpora is like for like only where they do."""
+    classes = {s["name"]: tuple(s["classes"]) for s in b}
+    return {s["name"]: tuple(s["classes"]) == classes[s["name"]] for s in a if s["name"] in classes}
