@@ -37,3 +37,14 @@ def test_name_occurrence_per_suite():
     assert record["train_pictures"] == 3 and record["train_captions"] == 4
     [row] = occurrence_rows(record)
     assert row["share named"] == 2 / 3 and row["median pictures per class"] == 1
+
+
+def test_name_occurrence_counts_words_of_unseen_names():
+    """A name that never occurs whole may still have words that do ("angry face with horns": "face")."""
+    train = PackedSplit(np.zeros((2, 2, 2, 3), np.uint8), [["a smiling face"], ["horns"]], {}, {})
+    suite = Suite("e/zeroshot", "zeroshot", "name", ("x", "y"), ("angry face with horns", "accordion"),
+                  ("{}",), "unseen words", "")
+    s = name_occurrence(train, [suite])["suites"]["e/zeroshot"]
+    assert s["named_in_training"] == 0 and s["words_in_training"] == [[2, 4], [0, 1]]
+    [row] = occurrence_rows({"suites": {"e/zeroshot": s}})
+    assert row["share with a word in training"] == 0.5
