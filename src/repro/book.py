@@ -247,3 +247,11 @@ def zero_shot_table(results: ExperimentResults, names: dict | None = None) -> pd
     if frame.empty:
         return frame
     return frame.sort_values("kind", key=lambda k: k.map(lambda s: order.get(s, len(order))), kind="stable")
+
+
+def versus_chance(stats: dict, chance: float) -> str:
+    """Whether a mean accuracy over seeds (`mean_ci` stats) is above `chance`: its 95% CI must exclude it."""
+    if stats["n"] < 2:
+        return "one seed only: no verdict"
+    low = stats["mean"] - (stats["ci95"] if math.isfinite(stats["ci95"]) else 0.0)
+    return "above chance (CI excludes chance)" if low > chance else "not distinguishable from chance"
