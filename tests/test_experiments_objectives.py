@@ -128,7 +128,7 @@ def test_objective_zeroshot_runs_for_every_objective(smoke, kind) -> None:
 
 def test_shift_task_pools_classes_and_training_rows(smoke) -> None:
     task = shift_task(smoke["corpus"], "smoke-category/")
-    assert task.in_distribution == "val" and set(task.splits) == {"val", "zeroshot", "test-outline"}
+    assert task.in_distribution == "val" and set(task.splits) == {"val", "named", "zeroshot", "test-outline"}
     assert list(task.classes) == sorted(task.classes) and task.suite("val").classes == task.classes
     packed, rows, labels = training_rows(task, smoke["corpus"], 32)
     assert len(rows) == len(labels) and labels.max() < len(task.classes)
