@@ -137,3 +137,16 @@ def test_zero_shot_table_orders_kinds_and_reads_name_occurrence() -> None:
     assert list(df["named in training (%)"].fillna(-1)) == [100, -1, 0]
     assert df["top-1 (%)"].iloc[0] == "50.0 ± 0.0" and df["chance (%)"].iloc[0] == 10.0
     assert df["top-1 (%)"].iloc[1] == book.ci_text([0.5, 0.7])
+
+
+def test_sign_of_and_seed_band_over_seeds() -> None:
+    import numpy as np
+
+    assert book.sign_of([0.1, 0.11, 0.12]) == 1 and book.sign_of([-0.1, -0.11, -0.12]) == -1
+    assert book.sign_of([-0.1, 0.1, 0.0]) == 0 and book.sign_of([0.2]) == 1
+    mean, lo, hi = book.seed_band(np.array([[0.1, 0.5], [0.3, 0.5]]))
+    assert np.allclose(mean, [0.2, 0.5]) and lo[0] < 0.2 < hi[0] and lo[1] == hi[1] == 0.5
+    single = book.seed_band(np.array([[0.4, 0.6]]))
+    assert np.allclose(single[1], single[2])
+    assert book.versus_chance(book.mean_ci([0.5, 0.52, 0.51]), 0.1).startswith("above")
+    assert book.versus_chance(book.mean_ci([0.05, 0.2]), 0.1) == "not distinguishable from chance"

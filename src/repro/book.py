@@ -255,3 +255,19 @@ def versus_chance(stats: dict, chance: float) -> str:
         return "one seed only: no verdict"
     low = stats["mean"] - (stats["ci95"] if math.isfinite(stats["ci95"]) else 0.0)
     return "above chance (CI excludes chance)" if low > chance else "not distinguishable from chance"
+
+
+def sign_of(values: Sequence[float] | np.ndarray) -> int:
+    """+1 / −1 when a per-seed difference is positive / negative beyond its 95% CI over seeds (for one seed: its
+    sign), else 0."""
+    stats = mean_ci([float(v) for v in values])
+    ci = stats["ci95"] if math.isfinite(stats["ci95"]) else 0.0
+    return 1 if stats["mean"] - ci > 0 else -1 if stats["mean"] + ci < 0 else 0
+
+
+def seed_band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per column of `values` (seeds in rows): the mean and its 95% CI band over seeds (no band for one seed)."""
+    stats = [mean_ci([float(v) for v in values[:, j]]) for j in range(values.shape[1])]
+    mean = np.array([s["mean"] for s in stats])
+    half = np.array([s["ci95"] if s["n"] > 1 and math.isfinite(s["ci95"]) else 0.0 for s in stats])
+    return mean, mean - half, mean + half
