@@ -231,7 +231,8 @@ def test_gpu_subset_fits_its_budget_and_keeps_every_evaluation_split(tmp_path: P
     mib = sum(f.stat().st_size for f in files) / 2**20
     assert mib <= budget and record["mib"] == round(mib, 2)
     assert 0 < record["train_share"] < 1 and set(record["eval_splits"]) >= {"val", "named", "zeroshot"}
-    train, full = load_packed(tmp_path / "gpu" / "packed" / "train_32.npz"), load_packed(src / "packed" / "train_32.npz")
+    train = load_packed(tmp_path / "gpu" / "packed" / "train_32.npz")
+    full = load_packed(src / "packed" / "train_32.npz")
     assert len(train) == record["train_pictures"] and set(train.fields["concept_id"]) <= set(full.fields["concept_id"])
     manifest = json.loads((tmp_path / "gpu" / "manifest.json").read_text())
     assert manifest["gpu_subset"] == record and (tmp_path / "gpu" / "suites.json").is_file()
