@@ -18,13 +18,15 @@ held-out styles and icon sets and the leak checks are the same, so the evaluatio
   differently-named pairs are different drawings ("calendar" / "trash", "heart" / "label"). Only 0.4% of
   same-name pairs from different sets are within 2 bits: the rule removes copies, not styles.
 
-Built once on the 2-core machine (shared with other jobs): 22.7 min wall, 4.1 GiB peak; 236,666 icons offered,
-170,420 training pictures (1.12M picture–caption pairs), 16,126 caption words, 61,101 names; the packed training
-split is 95 / 169 / 226 MiB at 32 / 48 / 64 px (2.0 GiB in memory at 64 px), so no size travels whole in 60 MiB.
-The evaluation splits and suites equal `full`'s, but 590 training emoji are lost (the supervised baseline's 6,289
-become 5,705): a training-style picture within 2 bits of the same concept in a held-out style (the fluent-color
-duck of the fluent-3d duck, openmoji-color toothbrush of openmoji-black) is dropped, and the greyscale hash merges
-colour variants (the blue, red and orange circles) and flat/colour Fluent pairs (violin).
+Built on the 2-core Intel Xeon (shared with a test run for part of the time): 36.7 min wall, 3.9 GiB peak;
+159,573 training pictures (1.05M picture–caption pairs), 14,627 caption words, 56,202 names; 461 training concepts
+have names that at least 3 icons or clip art name, of which 191 form `named`. The packed training split is 88 /
+155 / 208 MiB at 32 / 48 / 64 px (1.8 GiB in memory at 64 px), so no size travels whole in 60 MiB;
+`write_gpu_subset` (`repro data gpu-subset`) keeps every evaluation split and 37% of the training pictures at
+32 px in 59 MiB. Greyscale perceptual hashing also drops some training emoji: a training-style picture within 2
+bits of the same concept in a held-out style (the fluent-color duck of the fluent-3d duck, openmoji-color
+toothbrush of openmoji-black) is dropped, and the greyscale hash merges colour variants (the blue, red and orange
+circles) and flat/colour Fluent pairs (violin).
 """
 
 from __future__ import annotations
