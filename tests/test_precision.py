@@ -15,7 +15,7 @@ from conftest import build_smoke, tiny_config
 import repro.train as train_module
 from repro.losses import clip_loss
 from repro.models import layers
-from repro.models.layers import attention, math_attention
+from repro.models.layers import attention, fused_math_attention, math_attention
 from repro.train import choose_precision, load_state, read_log, resolve_precision, train
 from repro.train_config import TrainConfig
 
@@ -40,11 +40,13 @@ def grads(out: torch.Tensor, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Te
     return torch.autograd.grad(out, inputs, torch.ones_like(out).mul_(0.1).cos_())
 
 
-@pytest.mark.parametrize("case", ["plain", "causal", "causal-rectangular", "key-mask", "full-mask", "one-query"])
-def test_math_attention_equals_sdpa_in_fp32(case: str) -> None:
-    """Values and gradients of q, k, v agree with SDPA to ~1e-6 for every way the model calls attention."""
+CASES = ["plain", "causal", "causal-rectangular", "key-mask", "full-mask", "one-query"]
+
+
+def case_inputs(case: str, dtype: torch.dtype = torch.float32) -> tuple[tuple[torch.Tensor, ...], dict]:
+    """q, k, v (leaves that require grad) and the mask arguments of each way the model calls attention."""
     n, s = (5, 9) if case == "causal-rectangular" else (1, 9) if case == "one-query" else (9, 9)
-    q, k, v = qkv(3, 2, n, s, 16)
+    q, k, v = (t.detach().to(dtype).requires_grad_() for t in qkv(3, 2, n, s, 16))
     kw: dict = {"is_causal": case.startswith("causal")}
     if case == "key-mask":  # Packing.key_mask(): [batch, 1, 1, keys], at least one key per row
         kw["attn_mask"] = torch.arange(s) < torch.tensor([3, 9, 1]).view(3, 1, 1, 1)
@@ -54,11 +56,34 @@ def test_math_attention_equals_sdpa_in_fp32(case: str) -> None:
         kw["attn_mask"] = mask
     elif case == "one-query":  # forward_at with a causal index per row
         kw["attn_mask"] = torch.arange(s) <= torch.tensor([0, 4, 8]).view(3, 1, 1, 1)
-    ours, ref = math_attention(q, k, v, **kw), F.scaled_dot_product_attention(q, k, v, **kw)
+    return (q, k, v), kw
+
+
+@pytest.mark.parametrize("fn", [math_attention, fused_math_attention], ids=["plain", "fused"])
+@pytest.mark.parametrize("case", CASES)
+def test_math_attention_equals_sdpa_in_fp32(case: str, fn) -> None:
+    """Values and gradients of q, k, v agree with SDPA to ~1e-6 for every way the model calls attention."""
+    (q, k, v), kw = case_inputs(case)
+    ours, ref = fn(q, k, v, **kw), F.scaled_dot_product_attention(q, k, v, **kw)
     assert ours.dtype == torch.float32
     torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-6)
     for a, b in zip(grads(ours, (q, k, v)), grads(ref, (q, k, v)), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_fused_math_attention_in_bf16(case: str) -> None:
+    """The same bf16 forward as the plain form, bit for bit; gradients within bf16 rounding of the plain form's and
+    of fp32 SDPA's on the same (bf16) inputs."""
+    (q, k, v), kw = case_inputs(case, torch.bfloat16)
+    fused, plain = fused_math_attention(q, k, v, **kw), math_attention(q, k, v, **kw)
+    assert fused.dtype == torch.bfloat16 and torch.equal(fused, plain)
+    (q32, k32, v32) = (t.detach().float().requires_grad_() for t in (q, k, v))
+    ref = F.scaled_dot_product_attention(q32, k32, v32, **kw)
+    for a, b, c in zip(grads(fused, (q, k, v)), grads(plain, (q, k, v)), grads(ref, (q32, k32, v32)), strict=True):
+        assert a.dtype == torch.bfloat16
+        torch.testing.assert_close(a.float(), b.float(), rtol=2e-2, atol=2e-2)
+        torch.testing.assert_close(a.float(), c, rtol=2e-2, atol=2e-2)
 
 
 def test_attention_keeps_sdpa_in_fp32_and_uses_math_attention_in_bf16_on_cpu() -> None:
@@ -75,11 +100,12 @@ def test_attention_keeps_sdpa_in_fp32_and_uses_math_attention_in_bf16_on_cpu() -
 def test_the_model_uses_math_attention_under_bf16_autocast(monkeypatch) -> None:
     from conftest import TINY
 
-    from repro.models import PRESETS, CLIP, CLIPConfig
+    from repro.models import CLIP, PRESETS, CLIPConfig
 
     calls = []
-    real = layers.math_attention
-    monkeypatch.setattr(layers, "math_attention", lambda *a, **kw: calls.append(kw) or real(*a, **kw))
+    real = layers.BF16_CPU_ATTENTION
+    assert real is fused_math_attention
+    monkeypatch.setattr(layers, "BF16_CPU_ATTENTION", lambda *a, **kw: calls.append(kw) or real(*a, **kw))
     model = CLIP(CLIPConfig.from_dict(PRESETS["ViT-T/4@32px"].to_dict() | TINY | {"transformer_layers": 2}))
     text = torch.tensor([[598, 5, 6, 599, 0], [598, 7, 599, 0, 0]])
     model.encode_image(torch.randn(2, 3, 32, 32)), model.encode_text(text)
