@@ -372,7 +372,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
     `precision="auto"` times a few steps of fp32 and of bf16 autocast on a copy of the model before training (see
     `resolve_precision`) and trains in the faster; the summary's "precision" says which ran and
     "precision_choice" why (with the seconds per step measured), as does every log row ("precision") and the
-    checkpoint. The measurement is not counted in the throughput either."""
+    checkpoint. The measurement (eager steps, also with `compile`) is not counted in the throughput either."""
     from .objectives import make_objective
 
     rank, world = _init_distributed()
