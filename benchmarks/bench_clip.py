@@ -163,13 +163,15 @@ def hf_trainer_fused_adam() -> bool:
     return "fused" in str(transformers.TrainingArguments.__dataclass_fields__["optim"].default)
 
 
-def random_batch(c: CLIPConfig, batch: int, caption_len: int, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def random_batch(c: CLIPConfig, batch: int, caption_len: int, dev: torch.device,
+                 shortest: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
     """Images N(0,1); captions as our tokenizer makes them: start (vocab-2), words, end (vocab-1, the largest id),
-    zero padding; lengths (with start/end) uniform in [3, caption_len]."""
+    zero padding; lengths (with start/end) uniform in [shortest, caption_len] (capped at the context length)."""
     g = torch.Generator().manual_seed(1)
     images = torch.randn(batch, 3, c.image_resolution, c.image_resolution, generator=g)
     ids = torch.randint(1, c.vocab_size - 2, (batch, c.context_length), generator=g)
-    lengths = torch.randint(3, min(caption_len, c.context_length) + 1, (batch,), generator=g)
+    longest = min(caption_len, c.context_length)
+    lengths = torch.randint(min(shortest, longest), longest + 1, (batch,), generator=g)
     ids[:, 0] = c.vocab_size - 2
     ids[torch.arange(c.context_length) > (lengths - 1)[:, None]] = 0
     ids[torch.arange(batch), lengths - 1] = c.vocab_size - 1
@@ -268,6 +270,9 @@ def main() -> None:
     p.add_argument("--caption-len", type=int, default=16,
                    help="longest caption in tokens; lengths are uniform in [3, this] (mean 9.5 at 16; the corpus's "
                         "captions: mean 8.9, median 8, 90th percentile 15 with clip_small's cpu tokenizer)")
+    p.add_argument("--caption-min", type=int, default=3,
+                   help="shortest caption in tokens; --caption-min 32 --caption-len 32: every caption fills the "
+                        "32-token context (no padding for packing to skip)")
     p.add_argument("--tasks", default=",".join(TASKS))
     p.add_argument("--profile", action="store_true", help="torch.profiler: top ops of one call per runner × task")
     p.add_argument("--json", metavar="OUT", help="write results and machine info to this JSON file")
@@ -277,7 +282,7 @@ def main() -> None:
     dev = torch.device(args.device)
     c = CLIPConfig.from_dict(PRESETS[args.preset].to_dict() | args.overrides)
     runners, info = build(args, c, dev)
-    images, texts = random_batch(c, args.batch, args.caption_len, dev)
+    images, texts = random_batch(c, args.batch, args.caption_len, dev, args.caption_min)
     if args.trim_input:
         texts = texts[:, : int(texts.argmax(-1).max()) + 1]
     name = args.preset + (f" {json.dumps(args.overrides)}" if args.overrides else "")

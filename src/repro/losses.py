@@ -61,14 +61,21 @@ def clip_loss(
     image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor, gather: bool = True
 ) -> torch.Tensor:
     """CLIP's loss from unnormalised embeddings (Figure 3): L2-normalise, gather across ranks, scale the cosine
-    similarities by `logit_scale` (= exp(t), e.g. `model.logit_scale.exp()`), then `contrastive_loss`."""
+    similarities by `logit_scale` (= exp(t), e.g. `model.logit_scale.exp()`), then `contrastive_loss`; in fp32 whatever
+the features' dtype (bf16 would round logits near 100 to steps of 0.5)."""
     if image_features.shape != text_features.shape or image_features.ndim != 2:
         raise ValueError(
             "image and text features must both be [N, d] with the same shape, got "
             f"{tuple(image_features.shape)} and {tuple(text_features.shape)}"
         )
-    image_features = F.normalize(image_features, dim=-1)
-    text_features = F.normalize(text_features, dim=-1)
-    if gather:
-        image_features, text_features = gather_features(image_features), gather_features(text_features)
-    return contrastive_loss(logit_scale * image_features @ text_features.t())
+    with torch.autocast(image_features.device.type, enabled=False):  # the loss in fp32 under bf16 autocast too
+        image_features = F.normalize(_at_least_fp32(image_features), dim=-1)
+        text_features = F.normalize(_at_least_fp32(text_features), dim=-1)
+        if gather:
+            image_features, text_features = gather_features(image_features), gather_features(text_features)
+        return contrastive_loss(_at_least_fp32(logit_scale) * image_features @ text_features.t())
+
+
+def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
+    """bf16 / fp16 → fp32; fp32 and fp64 unchanged (the same tensor)."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))

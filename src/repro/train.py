@@ -1,7 +1,8 @@
 """Training (paper §2.5): one loop for every objective, on packed uint8 images held in (GPU) memory.
 
 AdamW with decoupled weight decay on weights only (not gains, biases or the temperature), Adam β/ε per family,
-linear warmup then cosine decay, the random square crop as the only augmentation, optional bf16 autocast and
+linear warmup then cosine decay, the random square crop as the only augmentation, bf16 autocast (fp32 master
+weights, layer norms and loss) where a short measurement at the start finds it faster (`precision="auto"`), optional
 torch.compile, data parallelism through torchrun + DDP with the global-batch contrastive loss, atomic checkpoints
 that resume to the very same loss curve, a progress bar and a JSONL log.
 
@@ -12,10 +13,14 @@ data as one uninterrupted process.
 
 from __future__ import annotations
 
+import copy
+import datetime
 import json
 import logging
 import math
 import os
+import platform
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -32,14 +37,15 @@ from .checkpoint import load_state, save_state
 from .config import progress_disabled
 from .data.pack import load_packed
 from .data.tensors import crop_params, normalize, square_crop, to_float
+from .files import atomic_write_text
 from .loading import save as save_model
 from .models import CLIPConfig
 from .provenance import concept_fingerprint, corpus_identity
 from .tokenizer import Tokenizer
 from .train_config import TrainConfig
 
-__all__ = ["CheckpointNotWritten", "TrainConfig", "TrainData", "TrainingDiverged", "corpus_identity", "load_state",
-           "lr_lambda", "param_groups", "read_log", "train"]
+__all__ = ["CheckpointNotWritten", "TrainConfig", "TrainData", "TrainingDiverged", "choose_precision",
+           "corpus_identity", "load_state", "lr_lambda", "param_groups", "read_log", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +160,144 @@ class _Step(nn.Module):
         return self.objective.training_loss(images, texts, labels)
 
 
+#: what `precision="auto"` chooses from on a CPU, the exact one first
+CANDIDATES = ("fp32", "bf16")
+#: untimed and timed training steps of each candidate that `precision="auto"` runs (on a copy of the model)
+AUTO_WARMUP, AUTO_TIMED = 2, 3
+#: a candidate other than fp32 is chosen only when it takes less than this fraction of fp32's time per step: a
+#: 3-step measurement varies by several per cent, and fp32 is the exact reference
+AUTO_MARGIN = 0.9
+#: bumped when a precision's code path changes enough to make cached choices stale
+AUTO_VERSION = 1
+
+
+def precision_cache() -> Path:
+    """Where `precision="auto"` keeps its choices per machine and model shape: `precision.json` in the data
+    directory (`REPRO_DATA`, else the user cache). Every seed of a sweep, and a rerun of an interrupted experiment,
+    then trains in the precision measured first; delete the file to measure again."""
+    from .data.sources import data_dir
+
+    return data_dir() / "precision.json"
+
+
+def choose_precision(seconds: dict[str, float], margin: float = AUTO_MARGIN) -> str:
+    """The precision with the fewest seconds per step among `seconds` ({"fp32": s, "bf16": s, ...}), where anything
+    but fp32 must beat fp32 by `margin` (take less than margin × fp32's time)."""
+    if not seconds:
+        raise ValueError("choose_precision needs at least one measured precision")
+    bound = seconds.get("fp32", math.inf) * margin
+    others = {p: t for p, t in seconds.items() if p != "fp32" and t < bound}
+    if others:
+        return min(others, key=others.__getitem__)
+    return "fp32" if "fp32" in seconds else min(seconds, key=seconds.__getitem__)
+
+
+def _autocast(precision: str, device: torch.device) -> torch.autocast:
+    """bf16 autocast (matrix products and convolutions in bf16; weights, layer norms and the loss stay fp32) or
+    nothing."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def _seconds_per_step(step: Callable[[], None], warmup: int, timed: int, device: torch.device) -> list[float]:
+    """Wall-clock seconds of each of `timed` calls of `step`, after `warmup` untimed ones."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for _ in range(warmup):
+        step()
+    out = []
+    for _ in range(timed):
+        sync()
+        t0 = time.perf_counter()
+        step()
+        sync()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def measure_precisions(objective: nn.Module, make_optimizer: Callable[[nn.Module], torch.optim.Optimizer],
+                       batch: tuple, device: torch.device, candidates: tuple[str, ...] = CANDIDATES,
+                       warmup: int = AUTO_WARMUP, timed: int = AUTO_TIMED) -> dict[str, list[float]]:
+    """Seconds of each timed training step (loss, backward, optimiser step) of each candidate precision on `batch`
+    (images, texts, labels), each on a fresh deep copy of `objective` with its own throw-away optimiser, the RNG
+    state restored afterwards: the run's model, optimiser and random streams are untouched."""
+    out = {}
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        for precision in candidates:
+            trial = copy.deepcopy(objective)
+            trial.train()
+            opt = make_optimizer(trial)
+
+            def step(trial: nn.Module = trial, opt: torch.optim.Optimizer = opt, precision: str = precision) -> None:
+                with _autocast(precision, device):
+                    loss, _ = trial.training_loss(*batch)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                trial.after_step()
+
+            out[precision] = _seconds_per_step(step, warmup, timed, device)
+            del trial, opt
+    return out
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), platform.processor())
+    except OSError:
+        return platform.processor()
+
+
+def _auto_key(config: TrainConfig, clip_config: CLIPConfig, device: torch.device, per_rank: int) -> str:
+    """The machine (CPU, cores, threads, torch), the code version and the shape of the step: what a choice holds
+    for."""
+    return json.dumps({"machine": [_cpu_name(), os.cpu_count(), torch.get_num_threads(), torch.__version__,
+                                   AUTO_VERSION, str(device)],
+                       "step": [clip_config.to_dict(), config.objective, per_rank, config.baseline_depth,
+                                config.baseline_width, config.data_size]}, sort_keys=True)
+
+
+def _read_choices(path: Path) -> dict:
+    try:
+        choices = json.loads(path.read_text(encoding="utf-8"))
+        return choices if isinstance(choices, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def resolve_precision(config: TrainConfig, device: torch.device, meta: dict | None,
+                      measure: Callable[[], dict[str, list[float]]], key: str, cache: Path | None = None) -> dict:
+    """What the run trains in and why: {"requested", "used", "how"; after a measurement also "seconds_per_step"
+    (the median of each candidate's timed steps), "samples", "margin", "measured_at"}. `how`: "explicit" (fp32 or
+    bf16 was asked for), "resumed" (the precision the checkpoint's run used), "cuda" (bf16 where the GPU supports
+    it), "measured" (`measure()` now) or "cached" (an earlier measurement for the same `key` in the JSON file
+    `cache`, which a new measurement is added to)."""
+    requested = config.precision
+    if requested != "auto":
+        return {"requested": requested, "used": requested, "how": "explicit"}
+    before = (meta or {}).get("precision")
+    if before:
+        return before | {"how": "resumed"}
+    if device.type == "cuda":
+        return {"requested": "auto", "used": "bf16" if torch.cuda.is_bf16_supported() else "fp32", "how": "cuda"}
+    if device.type != "cpu":
+        return {"requested": "auto", "used": "fp32", "how": f"no measurement on {device.type}"}
+    choices = _read_choices(cache) if cache is not None else {}
+    if isinstance(choices.get(key), dict) and choices[key].get("used") in CANDIDATES:
+        return choices[key] | {"how": "cached", "cache": str(cache)}
+    samples = measure()
+    seconds = {p: statistics.median(t) for p, t in samples.items()}
+    choice = {"requested": "auto", "used": choose_precision(seconds), "how": "measured", "seconds_per_step": seconds,
+              "samples": samples, "margin": AUTO_MARGIN,
+              "measured_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    if cache is not None:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(cache, json.dumps(_read_choices(cache) | {key: choice}, indent=1))
+        except OSError as e:
+            log.warning("could not record the precision choice in %s: %s", cache, e)
+    return choice
+
+
 def _optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
     sd = opt.state_dict()
     tensors = {f"optim.{i}.{k}": v for i, st in sd["state"].items() for k, v in st.items() if torch.is_tensor(v)}
@@ -162,9 +306,10 @@ def _optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor
 
 
 def save_checkpoint(path: Path, objective: nn.Module, opt, sched, step: int, tokenizer: Tokenizer,
-                    config: TrainConfig, corpus: dict | None = None) -> None:
+                    config: TrainConfig, corpus: dict | None = None, precision: dict | None = None) -> None:
     """Weights, optimiser moments, scheduler and RNG state in one safetensors file, written atomically; the file
-    it replaces is kept as checkpoint.prev.safetensors. A failed write (a full disk) raises CheckpointNotWritten
+    it replaces is kept as checkpoint.prev.safetensors; `precision` (`resolve_precision`'s record) goes with them,
+    so a resumed `auto` run keeps the precision it chose. A failed write (a full disk) raises CheckpointNotWritten
     and leaves both files as they were."""
     tensors = {f"model.{k}": v for k, v in objective.state_dict().items()}
     opt_tensors, opt_meta = _optimizer_state(opt)
@@ -175,7 +320,7 @@ def save_checkpoint(path: Path, objective: nn.Module, opt, sched, step: int, tok
         runs.keep_previous(path)
         save_state(path, tensors, {"step": step, "optimizer": opt_meta, "scheduler": sched.state_dict(),
                                    "tokenizer": tokenizer.to_dict(), "train_config": asdict(config),
-                                   "corpus": corpus})
+                                   "corpus": corpus, "precision": precision})
     except (OSError, SafetensorError) as e:
         kept = f"{path} (step {load_state(path)[1]['step']})" if path.is_file() else "absent (none was written yet)"
         raise CheckpointNotWritten(f"could not write the checkpoint of step {step} to {path}: {e}; the previous "
@@ -222,7 +367,12 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
     See `repro.runs` for what keeps a run folder whole. `stop_after` ends the process's work after that many steps
     (for tests of interrupted runs) without changing the schedule. `callback(steps_done, objective)` runs on rank 0
     after every optimizer step (e.g. to evaluate during training, for curves against images seen); the objective is
-    back in training mode afterwards and its time is not counted in the throughput."""
+    back in training mode afterwards and its time is not counted in the throughput.
+
+    `precision="auto"` times a few steps of fp32 and of bf16 autocast on a copy of the model before training (see
+    `resolve_precision`) and trains in the faster; the summary's "precision" says which ran and
+    "precision_choice" why (with the seconds per step measured), as does every log row ("precision") and the
+    checkpoint. The measurement (eager steps, also with `compile`) is not counted in the throughput either."""
     from .objectives import make_objective
 
     rank, world = _init_distributed()
@@ -258,8 +408,12 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
     vit = clip_config.is_vit and config.objective != "supervised"  # the supervised baseline is a ResNet
     betas = config.betas or ((0.9, 0.98) if vit else (0.9, 0.999))
     eps = config.eps or (1e-6 if vit else 1e-8)
-    opt = torch.optim.AdamW(param_groups(objective, config.weight_decay), lr=config.lr, betas=betas, eps=eps,
-                            fused=device.type in ("cpu", "cuda") or None)  # fused: one kernel, same update
+
+    def make_optimizer(module: nn.Module) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(param_groups(module, config.weight_decay), lr=config.lr, betas=betas, eps=eps,
+                                 fused=device.type in ("cpu", "cuda") or None)  # fused: one kernel, same update
+
+    opt = make_optimizer(objective)
     steps_per_epoch = len(data) // config.batch_size
     if steps_per_epoch == 0:
         raise ValueError(f"batch_size {config.batch_size} exceeds the {len(data)} training images")
@@ -281,12 +435,9 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
     forward = torch.compile(step_module) if config.compile else step_module
     per_rank = config.batch_size // world
     res = clip_config.image_resolution
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
-    bar = tqdm(total=total, initial=start, desc="train", unit="step", disable=rank != 0 or not config.progress
-               or progress_disabled())
-    t0, seen, last = time.time(), 0, {}
-    end = total if stop_after is None else min(total, start + stop_after)
-    for step in range(start, end):
+
+    def batch_at(step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """This rank's (images, texts, labels) of `step`, from generators seeded by (seed, epoch) and (seed, step)."""
         epoch, k = divmod(step, steps_per_epoch)
         order = torch.randperm(len(data), generator=torch.Generator().manual_seed(config.seed * 1000003 + epoch))
         g = torch.Generator().manual_seed(config.seed * 1000003 + 7919 * (step + 1))
@@ -299,6 +450,30 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
         images = normalize(square_crop(to_float(data.images[index]), res, scale[mine], shift[mine]))
         texts = data.tokens[caption[mine].to(device), :length]
         labels = data.labels[index] if data.labels is not None else None
+        return images, texts, labels
+
+    end = total if stop_after is None else min(total, start + stop_after)
+    measured = time.time()
+    precision = None
+    if rank == 0 or config.precision != "auto":  # with auto, every rank trains in rank 0's choice
+        precision = resolve_precision(
+            config, device, begin.meta, key=_auto_key(config, clip_config, device, per_rank), cache=precision_cache(),
+            measure=lambda: measure_precisions(objective, make_optimizer, batch_at(min(start, total - 1)), device))
+    if world > 1 and config.precision == "auto":
+        shared = [precision]
+        dist.broadcast_object_list(shared, src=0, device=device if device.type == "cuda" else None)
+        precision = shared[0]
+    if rank == 0 and precision["how"] != "explicit":
+        timing = ", ".join(f"{p} {s:.3f} s/step" for p, s in precision.get("seconds_per_step", {}).items())
+        log.info("precision auto -> %s (%s%s; %.1f s)", precision["used"], precision["how"],
+                 f": {timing}" if timing else "", time.time() - measured)
+    used = precision["used"]
+    autocast = _autocast(used, device)
+    bar = tqdm(total=total, initial=start, desc="train", unit="step", disable=rank != 0 or not config.progress
+               or progress_disabled())
+    t0, seen, last = time.time(), 0, {}
+    for step in range(start, end):
+        images, texts, labels = batch_at(step)
         with autocast:
             loss, metrics = forward(images, texts, labels)
         if not torch.isfinite(loss):
@@ -317,12 +492,12 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
         if rank == 0 and ((step + 1) % config.log_every == 0 or step + 1 == total):
             last = {"step": step + 1, "epoch": round((step + 1) / steps_per_epoch, 4), "loss": loss.item(),
                     "lr": lr, **{k: float(v) for k, v in metrics.items() if k != "loss"},
-                    "img_s": seen / (time.time() - t0)}
+                    "img_s": seen / (time.time() - t0), "precision": used}
             with open(log_path, "a") as f:
                 f.write(json.dumps(last) + "\n")
             bar.set_postfix(loss=f"{last['loss']:.3f}")
         if rank == 0 and ((step + 1) % config.checkpoint_every == 0 or step + 1 == total):
-            save_checkpoint(ckpt_path, objective, opt, sched, step + 1, tokenizer, config, corpus)
+            save_checkpoint(ckpt_path, objective, opt, sched, step + 1, tokenizer, config, corpus, precision)
         if callback is not None and rank == 0:
             paused = time.time()
             callback(step + 1, objective)
@@ -339,7 +514,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
         dist.barrier()
     return {"steps": end, "total_steps": total, "final": last, "wall_time_s": wall, "img_s": seen / max(wall, 1e-9),
             "checkpoint": str(ckpt_path), "log": str(log_path), "tokenizer": tokenizer, "objective": objective,
-            "clip_config": clip_config}
+            "clip_config": clip_config, "precision": used, "precision_choice": precision}
 
 
 def read_log(path: str | os.PathLike) -> list[dict]:

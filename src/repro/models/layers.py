@@ -2,11 +2,13 @@
 
 Parameter names follow OpenAI's released checkpoints exactly (`attn.in_proj_weight`, `mlp.c_fc`, `ln_1`, ...), so a
 state dict from `openai/CLIP` loads into these modules without renaming. Attention is computed with
-`torch.nn.functional.scaled_dot_product_attention` on batch-first tensors instead of `nn.MultiheadAttention`.
+`torch.nn.functional.scaled_dot_product_attention` on batch-first tensors instead of `nn.MultiheadAttention`, except in
+bf16 on a CPU, where `math_attention` trains faster.
 """
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 
 import torch
@@ -16,7 +18,10 @@ from torch.autograd.function import FunctionCtx, once_differentiable
 
 
 class LayerNorm(nn.LayerNorm):
-    """LayerNorm computed in fp32 whatever the input dtype (OpenAI's fp16 checkpoints rely on this)."""
+    """LayerNorm computed in fp32 whatever the input dtype (OpenAI's fp16 checkpoints rely on this).
+
+    Not torch's mixed-dtype kernel (bf16 input, fp32 weights) on a CPU, although its forward is one pass instead of
+    three: in torch 2.13 its weight and bias gradients are 5% off (accumulated in bf16, it seems)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight = None if self.weight is None else self.weight.float()
@@ -85,7 +90,8 @@ class Packing:
 
 class MultiheadSelfAttention(nn.Module):
     """Self-attention with `nn.MultiheadAttention`'s parameter layout (packed `in_proj_weight` [3w, w],
-    `in_proj_bias`, `out_proj`) and its default initialisation, computed with scaled_dot_product_attention."""
+    `in_proj_bias`, `out_proj`) and its default initialisation, computed with scaled_dot_product_attention (in bf16
+on a CPU with `math_attention`, see `attention`)."""
 
     def __init__(self, width: int, heads: int) -> None:
         super().__init__()
@@ -112,7 +118,7 @@ class MultiheadSelfAttention(nn.Module):
         """Fused q/k/v projections [batch, length, 3 · width] → attention output [batch, length, width]."""
         b, n, _ = qkv.shape
         q, k, v = qkv.view(b, n, 3, self.heads, self.width // self.heads).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        out = attention(q, k, v, is_causal=causal)
         return out.transpose(1, 2).reshape(b, n, self.width)
 
     def forward_at(self, x: torch.Tensor, index: torch.Tensor | int, causal: bool = False,
@@ -135,8 +141,79 @@ class MultiheadSelfAttention(nn.Module):
         d = w // self.heads
         q = F.linear(_at(x, index), self.in_proj_weight[:w], self.in_proj_bias[:w]).view(b, self.heads, 1, d)
         k, v = kv.view(b, n, 2, self.heads, d).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        out = attention(q, k, v, attn_mask=mask)
         return self.out_proj(out.reshape(b, w))
+
+
+def math_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None = None,
+                   is_causal: bool = False) -> torch.Tensor:
+    """softmax(q kᵀ / √d) v ("Attention Is All You Need", eq. 1) as three plain operations: the products in the
+    inputs' dtype, the softmax in fp32 (its result cast back). q [..., L, d], k and v [..., S, d]; `attn_mask`
+    (boolean, True = may attend) broadcasts to [..., L, S]; `is_causal` masks keys after each query's position.
+
+    The same function as `F.scaled_dot_product_attention` with those arguments (every query must see a key). Under
+    bf16 on a CPU it is much faster to train through: there SDPA's flash kernel has a slow backward (1.48 s of a
+    3.0 s step at width 256 on AMX), while these products run as bf16 GEMMs."""
+    return torch.matmul(_scores(q, k, attn_mask, is_causal).softmax(-1).to(v.dtype), v)
+
+
+def _scores(q: torch.Tensor, k: torch.Tensor, attn_mask: torch.Tensor | None, is_causal: bool) -> torch.Tensor:
+    """q kᵀ / √d in fp32, -inf where a key is masked."""
+    scores = torch.matmul(q, k.transpose(-2, -1)).float().mul_(q.shape[-1] ** -0.5)
+    if is_causal:
+        length, keys = scores.shape[-2:]
+        scores.masked_fill_(torch.ones(length, keys, dtype=torch.bool, device=q.device).triu_(1), -math.inf)
+    if attn_mask is not None:
+        scores.masked_fill_(~attn_mask, -math.inf)
+    return scores
+
+
+class _MathAttentionFunction(torch.autograd.Function):
+    """`math_attention` with a hand-written backward that keeps only q, k, v and the probabilities P (in the inputs'
+    dtype): dV = Pᵀ dO, dS = P ⊙ (dP − rowsum(dP ⊙ P)) with dP = dO Vᵀ (`aten._softmax_backward_data`), dQ = dS K/√d,
+    dK = dSᵀ Q/√d. Autograd's own graph of the plain form also keeps the fp32 probabilities and runs four more
+    elementwise passes over the [.., L, S] scores backward (two casts, the mask, the scale)."""
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None,
+                is_causal: bool) -> torch.Tensor:
+        probs = _scores(q, k, attn_mask, is_causal).softmax(-1).to(v.dtype)
+        ctx.save_for_backward(q, k, v, probs)
+        return torch.matmul(probs, v)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        q, k, v, probs = ctx.saved_tensors
+        grad = grad.to(v.dtype)
+        dv = torch.matmul(probs.transpose(-2, -1), grad)
+        ds = torch._softmax_backward_data(torch.matmul(grad, v.transpose(-2, -1)), probs, -1, probs.dtype)
+        scale = q.shape[-1] ** -0.5
+        dq = torch.matmul(ds, k).mul_(scale)
+        dk = torch.matmul(ds.transpose(-2, -1), q).mul_(scale)
+        return dq, dk, dv, None, None
+
+
+def fused_math_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None = None,
+                         is_causal: bool = False) -> torch.Tensor:
+    """`math_attention` (same forward, bit for bit) with `_MathAttentionFunction`'s lighter backward, whose
+    softmax gradient runs in the inputs' dtype."""
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
+        return _MathAttentionFunction.apply(q, k, v, attn_mask, is_causal)
+    return math_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal)
+
+
+#: what `attention` runs for bf16 tensors on a CPU (benchmarks/bench_mfu.py --bf16-attention swaps it)
+BF16_CPU_ATTENTION = fused_math_attention
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None = None,
+              is_causal: bool = False) -> torch.Tensor:
+    """Scaled dot-product attention: `BF16_CPU_ATTENTION` for bf16 tensors on a CPU, `F.scaled_dot_product_attention`
+    (bit for bit what this module always computed) otherwise."""
+    if q.dtype == torch.bfloat16 and q.device.type == "cpu":
+        return BF16_CPU_ATTENTION(q, k, v, attn_mask=attn_mask, is_causal=is_causal)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal)
 
 
 def _check_packed(causal: bool) -> None:
