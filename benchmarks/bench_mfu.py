@@ -220,7 +220,7 @@ def bench_model(key: str, args: argparse.Namespace, ceilings: dict[str, float]) 
                                                        "of_medians": out["variants"]["fp32"]["median_s"]
                                                        / out["variants"][v]["median_s"]}
     if args.auto:  # what precision="auto" measures and chooses for this step (repro.train's own code)
-        from repro.train import choose_precision, measure_precisions
+        from repro.precision import choose_precision, measure_precisions
 
         def optimizer(m: torch.nn.Module) -> torch.optim.Optimizer:
             return torch.optim.AdamW(param_groups(m, 0.2), lr=1e-4, betas=(0.9, 0.98), eps=1e-6, fused=True)

@@ -9,6 +9,7 @@ import importlib.util
 import json
 import os
 import sys
+import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,10 @@ from types import ModuleType
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+# `precision="auto"` caches its measurements per machine; the tests keep theirs out of the user's data directory.
+os.environ.setdefault("REPRO_PRECISION_CACHE",
+                      str(Path(tempfile.mkdtemp(prefix="repro-precision-")) / "precision.json"))
 
 
 def load_openai_module(name: str) -> ModuleType:

@@ -16,7 +16,8 @@ import repro.train as train_module
 from repro.losses import clip_loss
 from repro.models import layers
 from repro.models.layers import attention, fused_math_attention, math_attention
-from repro.train import choose_precision, load_state, read_log, resolve_precision, train
+from repro.precision import choose_precision, resolve_precision
+from repro.train import load_state, read_log, train
 from repro.train_config import TrainConfig
 
 
