@@ -25,15 +25,13 @@ from tqdm.auto import tqdm
 
 from ..files import atomic_write_text
 from . import sources
-from .captions import make_captions, readable, with_article
+from .captions import make_captions, readable
 from .classnames import (
     CATEGORY_CANDIDATES,
-    FASHION_MNIST_CANDIDATES,
     SUBCATEGORY_CANDIDATES,
     all_candidates,
     candidates_of,
     choose_classnames,
-    digit_names,
 )
 from .dedup import PerceptualDeduplicator, phash
 from .large import corpus_statistics, gpu_subset, memory_estimate, peak_memory_mib
@@ -232,49 +230,6 @@ def assign_splits(rows: list[dict], held_out: tuple[str, ...], config: BuildConf
     return dict(splits), {"dropped": dict(dropped), "zeroshot_concepts": zs_names, "named": named_report}
 
 
-def _photo_rows(raw: Path, pictures: dict[str, int]) -> dict[str, tuple[list[dict], Suite]]:
-    """Real labelled photos as rows in the corpus schema, with their suites; class names are chosen from words of
-    the training captions (`pictures`: phrase -> training pictures naming it; repro.data.classnames)."""
-    from . import photos
-
-    fashion = choose_classnames(dict(zip(photos.FASHION_MNIST_LABELS, (
-        FASHION_MNIST_CANDIDATES[label] for label in photos.FASHION_MNIST_LABELS), strict=True)), pictures)
-    fashion_names = tuple(fashion[label] for label in photos.FASHION_MNIST_LABELS)
-    digits = digit_names(pictures)
-    digit_templates = photos.MNIST_TEMPLATES if digits == photos.MNIST_CLASSES else photos.CORPUS_DIGIT_TEMPLATES
-    out = {}
-    loaders = {
-        "fashion-mnist-test": (lambda: photos.load_fashion_mnist(raw / "fashion-mnist", "test"),
-                               photos.FASHION_MNIST_CLASSES, fashion_names, photos.FASHION_MNIST_TEMPLATES,
-                               "fashion-mnist"),
-        "mnist-test": (lambda: photos.load_mnist(raw / "mnist"), photos.MNIST_CLASSES, digits, digit_templates,
-                       "mnist"),
-        "digits": (lambda: photos.load_digits(raw / "sklearn-digits"), photos.DIGITS_CLASSES, digits,
-                   digit_templates + ("a pixelated photo of {}.",), "sklearn-digits"),
-    }
-    for split, (load, classes, classnames, templates, key) in loaders.items():
-        images, labels = load()
-        src = sources.SOURCES[key]
-        rows = []
-        for image, label in zip(images, labels, strict=True):
-            pil = Image.fromarray(image)
-            buf = io.BytesIO()
-            pil.save(buf, format="PNG")
-            cname = classes[int(label)]
-            rows.append({
-                "png": buf.getvalue(), "captions": [f"a photo of {with_article(cname)}"],
-                "concept_id": f"{key}:{int(label)}",
-                "name": cname, "style": "photo", "source": key, "licence": src.licence,
-                "attribution": src.attribution, "category": cname, "subcategory": "", "sha256": pixel_sha256(pil),
-                "dhash": dhash(pil),
-            })
-        suite = Suite(split, split, "name", tuple(classes), tuple(classnames), tuple(templates), "real photos",
-                      f"{len(classes)}-way classification of real {key} images; class names made of words the "
-                      "training captions contain")
-        out[split] = (rows, suite)
-    return out
-
-
 def training_pictures(train: list[dict], phrases: Iterable[str]) -> dict[str, int]:
     """phrase -> how many training pictures have it in a caption (whole words, repro.data.vocabulary)."""
     counts = phrase_counts([r["captions"] for r in train], set(phrases))
@@ -366,7 +321,9 @@ def build(config: BuildConfig = BuildConfig(), root: Path | None = None, force: 
     pictures = training_pictures(splits["train"], all_candidates() | {classname(x, "subcategory") for x in labels})
     suites = make_suites(splits, config, pictures)
     if config.corpus != "smoke":
-        for split, (photo_rows, suite) in _photo_rows(raw, pictures).items():
+        from .photos import photo_splits
+
+        for split, (photo_rows, suite) in photo_splits(raw, pictures).items():
             splits[split] = photo_rows
             suites["suites"].append(suite.to_dict())
     out.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ stored; `to_rgb` makes model input of them. Class names and prompt templates fol
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import math
 import struct
@@ -17,6 +18,12 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from . import sources
+from .captions import with_article
+from .classnames import FASHION_MNIST_CANDIDATES, choose_classnames, digit_names
+from .render import dhash, pixel_sha256
+from .suites import Suite
 
 #: Fashion-MNIST's official label names (label i is FASHION_MNIST_LABELS[i]), as in Zalando's README.
 FASHION_MNIST_LABELS = (
@@ -285,3 +292,45 @@ def load_labelled(name: str, split: str = "test", raw: str | Path | None = None)
     if name == "fashion-mnist":
         return load_fashion_mnist(raw, split)
     return load_mnist(raw) if name == "mnist" else load_digits(raw)
+
+
+def photo_splits(raw: Path, pictures: dict[str, int]) -> dict[str, tuple[list[dict], Suite]]:
+    """Real labelled photos as rows in the corpus schema (the builder's evaluation splits), with their suites;
+    class names are chosen from words of the training captions (`pictures`: phrase -> training pictures naming it;
+    repro.data.classnames). `raw` holds the unpacked sources."""
+    fashion = choose_classnames(dict(zip(FASHION_MNIST_LABELS, (
+        FASHION_MNIST_CANDIDATES[label] for label in FASHION_MNIST_LABELS), strict=True)), pictures)
+    fashion_names = tuple(fashion[label] for label in FASHION_MNIST_LABELS)
+    digits = digit_names(pictures)
+    digit_templates = MNIST_TEMPLATES if digits == MNIST_CLASSES else CORPUS_DIGIT_TEMPLATES
+    out = {}
+    loaders = {
+        "fashion-mnist-test": (lambda: load_fashion_mnist(raw / "fashion-mnist", "test"),
+                               FASHION_MNIST_CLASSES, fashion_names, FASHION_MNIST_TEMPLATES,
+                               "fashion-mnist"),
+        "mnist-test": (lambda: load_mnist(raw / "mnist"), MNIST_CLASSES, digits, digit_templates,
+                       "mnist"),
+        "digits": (lambda: load_digits(raw / "sklearn-digits"), DIGITS_CLASSES, digits,
+                   digit_templates + ("a pixelated photo of {}.",), "sklearn-digits"),
+    }
+    for split, (load, classes, classnames, templates, key) in loaders.items():
+        images, labels = load()
+        src = sources.SOURCES[key]
+        rows = []
+        for image, label in zip(images, labels, strict=True):
+            pil = Image.fromarray(image)
+            buf = io.BytesIO()
+            pil.save(buf, format="PNG")
+            cname = classes[int(label)]
+            rows.append({
+                "png": buf.getvalue(), "captions": [f"a photo of {with_article(cname)}"],
+                "concept_id": f"{key}:{int(label)}",
+                "name": cname, "style": "photo", "source": key, "licence": src.licence,
+                "attribution": src.attribution, "category": cname, "subcategory": "", "sha256": pixel_sha256(pil),
+                "dhash": dhash(pil),
+            })
+        suite = Suite(split, split, "name", tuple(classes), tuple(classnames), tuple(templates), "real photos",
+                      f"{len(classes)}-way classification of real {key} images; class names made of words the "
+                      "training captions contain")
+        out[split] = (rows, suite)
+    return out
