@@ -18,7 +18,8 @@ held-out styles and icon sets and the leak checks are the same, so the evaluatio
   differently-named pairs are different drawings ("calendar" / "trash", "heart" / "label"). Only 0.4% of
   same-name pairs from different sets are within 2 bits: the rule removes copies, not styles.
 
-Built on the 2-core Intel Xeon (shared with a test run for part of the time): 36.7 min wall, 3.9 GiB peak;
+Built on the 2-core Intel Xeon: 19.6 min wall on a quiet machine (36.7 min while a test run shared the cores), 3.9
+GiB peak;
 159,573 training pictures (1.05M picture–caption pairs), 14,627 caption words, 56,202 names; 461 training concepts
 have names that at least 3 icons or clip art name, of which 191 form `named`. The packed training split is 88 /
 155 / 208 MiB at 32 / 48 / 64 px (1.8 GiB in memory at 64 px), so no size travels whole in 60 MiB;
