@@ -175,9 +175,9 @@ def assign_splits(rows: list[dict], held_out: tuple[str, ...], config: BuildConf
     zs_names = sorted({readable(r["name"]) for r in concept_rows if csplit[r["concept_id"]] == "zeroshot"})
     pattern = phrase_pattern(zs_names)
     train_names = {r["concept_id"]: readable(r["name"]) for r in concept_rows if csplit[r["concept_id"]] == "train"}
-    other_captions = [scrub_captions(r["captions"], pattern) for r in other_rows]
-    other_counts = phrase_counts(other_captions, set(train_names.values()))
-    candidates = {c: other_counts[n][1] for c, n in train_names.items()}
+    other_pictures = pictures_naming([scrub_captions(r["captions"], pattern) for r in other_rows],
+                                     train_names.values())
+    candidates = {c: other_pictures[n] for c, n in train_names.items()}
     named = named_concepts(candidates, round(config.named_frac * len(strata)), config.seed, NAMED_MIN_PICTURES)
     csplit |= dict.fromkeys(named, "named")
     splits: dict[str, list[dict]] = defaultdict(list)
@@ -230,9 +230,10 @@ def assign_splits(rows: list[dict], held_out: tuple[str, ...], config: BuildConf
     return dict(splits), {"dropped": dict(dropped), "zeroshot_concepts": zs_names, "named": named_report}
 
 
-def training_pictures(train: list[dict], phrases: Iterable[str]) -> dict[str, int]:
-    """phrase -> how many training pictures have it in a caption (whole words, repro.data.vocabulary)."""
-    counts = phrase_counts([r["captions"] for r in train], set(phrases))
+def pictures_naming(captions: list[list[str]], phrases: Iterable[str]) -> dict[str, int]:
+    """phrase -> how many pictures (`captions[i]`: picture i's captions) have it in a caption, as whole words
+    (repro.data.vocabulary.phrase_counts)."""
+    counts = phrase_counts(captions, set(phrases))
     return {p: pictures for p, (_captions, pictures) in counts.items()}
 
 
@@ -248,7 +249,7 @@ def choose_label_names(splits: dict[str, list[dict]], pictures: dict[str, int]) 
 
 def make_suites(splits: dict[str, list[dict]], config: BuildConfig, pictures: dict[str, int]) -> dict:
     """Suites over the evaluation splits, plus the supervised label set of the training styles; `pictures` counts
-    the candidate class names in the training captions (`training_pictures`)."""
+    the candidate class names in the training captions (`pictures_naming`)."""
     smoke = config.corpus == "smoke"
     templates = SMOKE_TEMPLATES if smoke else EMOJI_TEMPLATES
     fields = ("category", "name") if smoke else ("category", "subcategory", "name")
@@ -317,8 +318,9 @@ def build(config: BuildConfig = BuildConfig(), root: Path | None = None, force: 
     items, held_out, keys = _raw_items(config, raw, icon_stats)
     rows, failures = render_all(items, config.size, config.workers)
     splits, report = assign_splits(rows, held_out, config)
-    labels = {r[f] for rs in splits.values() for r in rs if _is_concept(r) for f in ("category", "subcategory")}
-    pictures = training_pictures(splits["train"], all_candidates() | {classname(x, "subcategory") for x in labels})
+    fallbacks = {classname(r[f], f) for rs in splits.values() for r in rs if _is_concept(r)
+                 for f in ("category", "subcategory")}  # the names of labels the candidate tables do not know
+    pictures = pictures_naming([r["captions"] for r in splits["train"]], all_candidates() | fallbacks)
     suites = make_suites(splits, config, pictures)
     if config.corpus != "smoke":
         from .photos import photo_splits
