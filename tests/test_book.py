@@ -150,3 +150,12 @@ def test_sign_of_and_seed_band_over_seeds() -> None:
     assert np.allclose(single[1], single[2])
     assert book.versus_chance(book.mean_ci([0.5, 0.52, 0.51]), 0.1).startswith("above")
     assert book.versus_chance(book.mean_ci([0.05, 0.2]), 0.1) == "not distinguishable from chance"
+
+
+def test_name_occurrence_reads_the_corpus_record_or_none(tmp_path) -> None:
+    (tmp_path / "data" / "full").mkdir(parents=True)
+    (tmp_path / "data" / "full" / "names.json").write_text('{"suites": {}, "train_pictures": 3}')
+    records = [{"seed": 0, "config": {"corpus": "full"}, "metrics": {}}]
+    assert book.ExperimentResults("x", "cpu", records, tmp_path).name_occurrence()["train_pictures"] == 3
+    other = [{"seed": 0, "config": {"corpus": "large"}, "metrics": {}}]
+    assert book.ExperimentResults("x", "cpu", other, tmp_path).name_occurrence() is None

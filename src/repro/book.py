@@ -89,6 +89,15 @@ class ExperimentResults:
             raise FileNotFoundError(f"the {self.name} results record no suites and {path} is missing")
         return suite_facts(Suite.from_dict(s) for s in json.loads(path.read_text(encoding="utf-8"))["suites"])
 
+    def name_occurrence(self) -> dict | None:
+        """The name-occurrence record (`repro.data.vocabulary.name_occurrence`) of the corpus the results were
+        trained on, from its committed summary (`results/data/<corpus>/names.json`); None when there is none."""
+        import json
+
+        corpus = self.records[0]["config"].get("corpus") if self.records else None
+        path = self.root / "data" / str(corpus) / "names.json"
+        return json.loads(path.read_text(encoding="utf-8")) if corpus and path.is_file() else None
+
     def notice(self) -> str:
         """A MyST admonition when the results were produced while the page executed, else an empty string."""
         if not self.fallback:
