@@ -8,7 +8,7 @@ TORCH ?= torch==2.13.0
 OPENAI_CLIP ?= openai-clip==1.0.1
 JB_FLAGS ?= -W -n --keep-going
 
-.PHONY: book test data reproduce check-book lint clean
+.PHONY: book test data reproduce check-book lint clean gpu gpu-data
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,20 @@ reproduce: $(VENV)/.book-installed
 		$(BIN)/repro run $$name --profile $(PROFILE) --workdir runs --force || exit 1; done
 	rm -rf _build/fallback _build/tables
 	REPRO_PROFILE=$(PROFILE) TQDM_DISABLE=1 $(BIN)/jupyter-book build . $(JB_FLAGS)
+
+## gpu-data: here, before a GPU lease: the copy of the large corpus that travels (every evaluation split and as
+## many training pictures as fit in 48 MiB, at 32 px) into gpu-data/, and ftfy's wheels (absent there) into .whl/
+REPRO_DATA ?= $(HOME)/.cache/clip-repro
+gpu-data: $(VENV)/.book-installed
+	$(BIN)/repro data gpu-subset --corpus-dir $(REPRO_DATA)/build/large --out gpu-data/build/large --budget-mib 48
+	$(BIN)/python -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl ftfy==6.3.1 wcwidth
+
+## gpu: on the lent GPU machine (its own python3 and torch; carry gpu-data and .whl): the gpu profile's headline
+## (every seed of clip_small) and the compute study's largest points within 9 minutes, resumable; files in $OUT
+gpu:
+	python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
+	PYTHONPATH=src:/tmp/site REPRO_DATA=gpu-data PYTHONUNBUFFERED=1 python3 -m repro.gpu --profile gpu \
+		--out $${OUT:-_build/gpu} --deadline-s 540
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check src tests

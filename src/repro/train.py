@@ -28,6 +28,7 @@ from safetensors import SafetensorError
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import flops as flop_count
 from . import runs
 from .checkpoint import load_state, save_state
 from .config import progress_disabled
@@ -41,7 +42,7 @@ from .tokenizer import Tokenizer
 from .train_config import TrainConfig
 
 __all__ = ["CheckpointNotWritten", "TrainConfig", "TrainData", "TrainingDiverged",
-           "corpus_identity", "load_state", "lr_lambda", "param_groups", "read_log", "train"]
+           "corpus_identity", "load_state", "logit_scale_reach", "lr_lambda", "param_groups", "read_log", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,14 @@ def lr_lambda(warmup: int, total: int):
     return f
 
 
+def logit_scale_reach(lr: float, warmup: int, total: int, start: float = 1 / 0.07) -> float:
+    """The largest logit scale a run can reach from `start`: Adam moves a parameter by at most about the learning
+    rate per step (its update m̂/√v̂ has magnitude ≤ 1 when the gradient keeps its sign), so log(scale) can grow by at
+    most Σ_t lr_t over the schedule. The paper's clamp at 100 needs Σ lr ≥ ln(100 · 0.07) ≈ 1.95 (paper §2.5)."""
+    f = lr_lambda(min(warmup, total), total)
+    return start * math.exp(lr * sum(f(t) for t in range(total)))
+
+
 class _Step(nn.Module):
     """Gives the objective a `forward` so DistributedDataParallel can wrap it."""
 
@@ -230,7 +239,10 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
     `precision="auto"` times a few steps of fp32 and of bf16 autocast on a copy of the model before training (see
     `resolve_precision`) and trains in the faster; the summary's "precision" says which ran and
     "precision_choice" why (with the seconds per step measured), as does every log row ("precision") and the
-    checkpoint. The measurement (eager steps, also with `compile`) is not counted in the throughput either."""
+    checkpoint. The measurement (eager steps, also with `compile`) is not counted in the throughput either.
+
+    The summary's "flops" is the training compute, counted (`repro.flops`): the FLOPs of a few steps' forward and
+    backward and their mean times the number of steps."""
     from .objectives import make_objective
 
     rank, world = _init_distributed()
@@ -330,18 +342,22 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
     bar = tqdm(total=total, initial=start, desc="train", unit="step", disable=rank != 0 or not config.progress
                or progress_disabled())
     t0, seen, last = time.time(), 0, {}
+    count_at, counted = flop_count.steps_to_count(start, end), []
     for step in range(start, end):
         images, texts, labels = batch_at(step)
-        with autocast:
-            loss, metrics = forward(images, texts, labels)
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(
-                f"loss is {loss.item()} at step {step} (lr {sched.get_last_lr()[0]:.3g}); the last good checkpoint "
-                f"is {ckpt_path if ckpt_path.is_file() else 'absent (none was written yet)'}"
-            )
+        with flop_count.counting(step in count_at) as flops:  # forward + backward of a few steps (repro.flops)
+            with autocast:
+                loss, metrics = forward(images, texts, labels)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"loss is {loss.item()} at step {step} (lr {sched.get_last_lr()[0]:.3g}); the last good "
+                    f"checkpoint is {ckpt_path if ckpt_path.is_file() else 'absent (none was written yet)'}"
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+        if flops.total is not None:
+            counted.append(flops.total * world)
         lr = sched.get_last_lr()[0]  # the rate this step uses
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
         opt.step()
         sched.step()
         objective.after_step()
@@ -372,7 +388,8 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
         dist.barrier()
     return {"steps": end, "total_steps": total, "final": last, "wall_time_s": wall, "img_s": seen / max(wall, 1e-9),
             "checkpoint": str(ckpt_path), "log": str(log_path), "tokenizer": tokenizer, "objective": objective,
-            "clip_config": clip_config, "precision": used, "precision_choice": precision}
+            "clip_config": clip_config, "precision": used, "precision_choice": precision,
+            "flops": {"per_step_counted": counted, "total": flop_count.total_flops(counted, total)}}
 
 
 def read_log(path: str | os.PathLike) -> list[dict]:

@@ -16,6 +16,7 @@ EXPERIMENTS = {
     "objectives": "zero-shot accuracy vs images seen for four training objectives, same image encoder (Figure 2)",
     "temperature": "the softmax temperature fixed at six values vs learnable (clamped, unclamped): accuracy, stability",
     "robustness": "supervised ResNets vs zero-shot CLIP under held-out styles: effective robustness (Figures 13–14)",
+    "scaling": "zero-shot error vs counted training FLOPs for five ViTs and five modified ResNets (Figure 9)",
     "adaptation": "adapting CLIP: zero-shot vs linear probe vs LoRA vs full fine-tuning, robustness to held-out styles",
 }
 

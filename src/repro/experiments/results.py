@@ -93,6 +93,13 @@ _T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2
         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
 
 
+def t95(dof: int) -> float:
+    """The two-sided 95% Student t quantile for `dof` ≥ 1 degrees of freedom (the normal 1.96 beyond 30)."""
+    if dof < 1:
+        raise ValueError(f"a t quantile needs 1 or more degrees of freedom, got {dof}")
+    return _T95[dof - 1] if dof <= len(_T95) else 1.96
+
+
 def mean_ci(values: Sequence[float]) -> dict:
     """Mean, sample standard deviation and the 95% confidence half-width (Student t) over seeds."""
     n = len(values)
@@ -102,7 +109,7 @@ def mean_ci(values: Sequence[float]) -> dict:
     if n == 1:
         return {"mean": mean, "std": math.nan, "ci95": math.nan, "n": 1}
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    t = _T95[n - 2] if n - 1 <= len(_T95) else 1.96
+    t = t95(n - 1)
     return {"mean": mean, "std": std, "ci95": t * std / math.sqrt(n), "n": n}
 
 
