@@ -121,3 +121,9 @@ def test_smoke_study_end_to_end(tmp_path, monkeypatch) -> None:
     assert [p.stat().st_mtime_ns for p in stored] == before  # finished points are read back, not retrained
     assert again["metrics"]["points"] == record["metrics"]["points"]
     assert math.isfinite(scaling.fit_log_linear(table["train_flops"], table["test_error"])["slope"])
+
+
+def test_every_point_shares_the_text_settings() -> None:
+    """Only the encoders' sizes differ between points: one context length and one vocabulary for all."""
+    configs = [TrainConfig(**m).clip_config() for sizes in scaling.LADDERS.values() for m in sizes.values()]
+    assert {(c.context_length, c.vocab_size) for c in configs} == {(32, 8192)}

@@ -30,8 +30,12 @@ if TYPE_CHECKING:
 NAME = "scaling"
 
 
+#: every point: a 32-token context and the same 8,192-entry vocabulary learned on the training captions
+_TEXT = {"context_length": 32, "vocab_size": 8192}
+
+
 def _vit(width: int, layers: int, text_width: int, text_layers: int, patch: int = 8) -> dict:
-    return {"model": "ViT-XS/8@32px", "model_overrides": {
+    return {"model": "ViT-XS/8@32px", "model_overrides": _TEXT | {
         "embed_dim": text_width, "vision_width": width, "vision_layers": layers, "vision_patch_size": patch,
         "transformer_width": text_width, "transformer_layers": text_layers}}
 
@@ -39,7 +43,7 @@ def _vit(width: int, layers: int, text_width: int, text_layers: int, patch: int 
 def _resnet(width: int, stages: tuple[int, int, int, int], text_width: int, text_layers: int) -> dict:
     """CLIP's modified ResNet at 32 px: its stem and four stages divide the side by 32, so attention pooling sees
     one position (and the mean token) — the paper's architecture unchanged, at the icons' resolution."""
-    return {"model": "RN-T@64px", "model_overrides": {
+    return {"model": "RN-T@64px", "model_overrides": _TEXT | {
         "image_resolution": 32, "embed_dim": text_width, "vision_width": width, "vision_layers": list(stages),
         "transformer_width": text_width, "transformer_layers": text_layers}}
 
