@@ -4,12 +4,15 @@ attention (2 FLOPs per multiply-add), in both the ViT and the modified ResNet, o
 Element-wise work (norms, activations, the optimiser) is not counted, as is usual for model FLOPs.
 
 The text tower's cost changes with each batch's captions, so `train` counts a few steps spread over the run
-(`steps_to_count`) and multiplies their mean by the number of steps (`total_flops`)."""
+(`steps_to_count`) and multiplies their mean by the number of steps (`total_flops`). It counts on a copy of the
+model (`step_flops`): under the counter some kernels round differently, and a run must not depend on whether a step
+was counted (a resumed run counts other steps and still follows the same loss curve)."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import copy
+from collections.abc import Callable, Iterator
 
 COUNTED_STEPS = 4
 
@@ -40,6 +43,18 @@ def counting(on: bool) -> Iterator[_Count]:
     with counter:
         yield result
     result.total = int(counter.get_total_flops())
+
+
+def step_flops(objective, batch: tuple, autocast: Callable[[], contextlib.AbstractContextManager]) -> int:
+    """FLOPs of one forward + backward of `objective.training_loss(*batch)`, counted on a deep copy of the objective
+    so that the run's weights, gradients and normalisation statistics are untouched; `autocast()` gives the run's
+    precision context."""
+    twin = copy.deepcopy(objective)
+    with counting(True) as result:
+        with autocast():
+            loss, _ = twin.training_loss(*batch)
+        loss.backward()
+    return result.total
 
 
 def total_flops(counted: list[int], steps: int) -> float | None:

@@ -71,6 +71,10 @@ def _init_distributed() -> tuple[int, int]:
     return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
 
 
+#: the last training split tokenized in this process: {"key": (file, tokenizer, context, rows), "tokens": ...}
+_TOKENIZED: dict = {}
+
+
 class TrainData:
     """The training split in memory: uint8 images and every caption, tokenized once, as tensors on `device` (and
     integer labels of `config.label` for the supervised objective, whose rows without a label are left out)."""
@@ -104,7 +108,14 @@ class TrainData:
             raise ValueError(f"{path}: image {keep[int((counts == 0).nonzero()[0])]} has no caption")
         self.offsets = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
         self.counts = counts
-        tokens = tokenizer([c for cs in captions for c in cs], context_length, truncate=True)
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, hash(tokenizer.merges), context_length,
+               hash(tuple(keep)))
+        if _TOKENIZED.get("key") != key:  # a sweep in one process tokenizes its training captions once
+            _TOKENIZED.clear()
+            _TOKENIZED.update(key=key, tokens=tokenizer([c for cs in captions for c in cs], context_length,
+                                                        truncate=True))
+        tokens = _TOKENIZED["tokens"]
         self.lengths = tokens.argmax(-1) + 1  # through the end token, the largest id; on the CPU, like the indices
         self.tokens = tokens.to(device)
 
@@ -345,19 +356,21 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
     count_at, counted = flop_count.steps_to_count(start, end), []
     for step in range(start, end):
         images, texts, labels = batch_at(step)
-        with flop_count.counting(step in count_at) as flops:  # forward + backward of a few steps (repro.flops)
-            with autocast:
-                loss, metrics = forward(images, texts, labels)
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(
-                    f"loss is {loss.item()} at step {step} (lr {sched.get_last_lr()[0]:.3g}); the last good "
-                    f"checkpoint is {ckpt_path if ckpt_path.is_file() else 'absent (none was written yet)'}"
-                )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-        if flops.total is not None:
-            counted.append(flops.total * world)
+        if step in count_at:  # the FLOPs of this step's forward + backward, on a copy (repro.flops); not timed
+            paused = time.time()
+            counted.append(world * flop_count.step_flops(objective, (images, texts, labels),
+                                                         lambda: autocast_for(used, device)))
+            t0 += time.time() - paused
+        with autocast:
+            loss, metrics = forward(images, texts, labels)
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"loss is {loss.item()} at step {step} (lr {sched.get_last_lr()[0]:.3g}); the last good checkpoint "
+                f"is {ckpt_path if ckpt_path.is_file() else 'absent (none was written yet)'}"
+            )
         lr = sched.get_last_lr()[0]  # the rate this step uses
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
         opt.step()
         sched.step()
         objective.after_step()

@@ -86,7 +86,7 @@ PROFILES = {
               "suites": ("smoke-concept/val", "smoke-category/val", "smoke-concept/named"),
               "select": ("smoke-concept/val", "smoke-category/val")},
     "cpu": {"corpus": "large", "seeds": 1, "ladders": LADDERS,
-            "train": dict(data_size=32, batch_size=256, steps=640, warmup_steps=64, lr=1e-3),
+            "train": dict(data_size=32, batch_size=256, steps=384, warmup_steps=40, lr=1e-3),
             "suites": CPU_SUITES, "select": CPU_SELECT},
     "gpu": {"corpus": "large", "seeds": 1, "ladders": LADDERS,
             "train": dict(data_size=32, batch_size=1024, steps=1600, warmup_steps=160, lr=2e-3),
