@@ -79,7 +79,7 @@ def test_fit_rejects_too_few_or_bad_points() -> None:
 
 
 def _table(**validation) -> pd.DataFrame:
-    return pd.DataFrame([{"size": k, "validation": v, "train_wall_time_s": 100.0 * (i + 1),
+    return pd.DataFrame([{"size": k, "validation": v, "train_wall_time_s": 100.0 * (i + 1), "params": 1e6 * (i + 1),
                           "emoji-concept/named": 1 - v} for i, (k, v) in enumerate(validation.items())])
 
 
@@ -87,6 +87,7 @@ def test_headline_is_chosen_on_validation_within_the_budget() -> None:
     table = _table(a=0.2, b=0.4, c=0.5)  # c takes 300 s: 3 passes need 900 s
     assert scaling.choose_headline(table, budget_s=900)["size"] == "c"
     assert scaling.choose_headline(table, budget_s=899)["size"] == "b"  # the best test score (a) plays no part
+    assert scaling.choose_headline(table, budget_s=900, max_params=2e6)["size"] == "b"  # c would not ship
     with pytest.raises(ValueError, match="no point of the study"):
         scaling.choose_headline(table, budget_s=100)
 
@@ -127,3 +128,18 @@ def test_every_point_shares_the_text_settings() -> None:
     """Only the encoders' sizes differ between points: one context length and one vocabulary for all."""
     configs = [TrainConfig(**m).clip_config() for sizes in scaling.LADDERS.values() for m in sizes.values()]
     assert {(c.context_length, c.vocab_size) for c in configs} == {(32, 8192)}
+
+
+def test_fits_per_family_and_the_gap_at_equal_compute() -> None:
+    compute = np.logspace(12, 14, 5)
+    rows = [{"family": "ResNet", "train_flops": c, "test_error": 0.8 * (c / 1e12) ** -0.05} for c in compute]
+    rows += [{"family": "ViT", "train_flops": c, "test_error": 0.9 * (c / 1e12) ** -0.05} for c in compute[:2]]
+    table = pd.DataFrame(rows)
+    fits = scaling.fits_table(table).set_index("family")
+    assert list(fits.index) == ["ResNet", "both"]  # two ViT points are too few for a line
+    assert fits.loc["ResNet", "slope"] == pytest.approx(-0.05) and fits.loc["ResNet", "span"] == pytest.approx(100)
+    assert scaling.family_gap(table) is None
+    table = pd.concat([table, pd.DataFrame([{"family": "ViT", "train_flops": c,
+                                             "test_error": 0.9 * (c / 1e12) ** -0.05} for c in compute[2:]])])
+    gap = scaling.family_gap(table)
+    assert gap["ratio"] == pytest.approx(0.8 / 0.9) and gap["ratio_lo"] == pytest.approx(gap["ratio_hi"])

@@ -133,3 +133,21 @@ def test_every_objective_trains(corpus, tmp_path, objective) -> None:
     summary = train(config(corpus, tmp_path / objective, objective=objective, steps=3, **kw))
     rows = read_log(summary["log"])
     assert len(rows) == 3 and all(math.isfinite(r["loss"]) for r in rows)
+
+
+def test_logit_scale_reach_is_the_sum_of_the_schedule() -> None:
+    from repro.train import logit_scale_reach, lr_lambda
+
+    f = lr_lambda(10, 100)
+    assert logit_scale_reach(1e-3, 10, 100) == pytest.approx(math.exp(1e-3 * sum(f(t) for t in range(100))) / 0.07)
+    assert logit_scale_reach(1e-3, 50, 274) < 20  # a few hundred steps cannot move the scale far from 1/0.07
+    assert logit_scale_reach(1e-3, 100, 5000) > 100  # thousands can reach the clamp
+
+
+def test_the_logit_scale_never_outruns_adams_bound(corpus, tmp_path) -> None:
+    from repro.train import logit_scale_reach
+
+    cfg = config(corpus, tmp_path / "run")
+    rows = read_log(train(cfg)["log"])
+    bound = logit_scale_reach(cfg.lr, cfg.warmup_steps, cfg.steps)
+    assert max(r["logit_scale"] for r in rows) <= bound * 1.01

@@ -51,18 +51,18 @@ def _resnet(width: int, stages: tuple[int, int, int, int], text_width: int, text
 #: The two ladders, smallest first; the i-th rung of both families shares its text Transformer (width, layers).
 LADDERS: dict[str, dict[str, dict]] = {
     "ViT": {
+        "ViT 64-1": _vit(64, 1, 64, 1),
         "ViT 64-2": _vit(64, 2, 64, 2),
         "ViT 64-4": _vit(64, 4, 64, 3),
         "ViT 128-4": _vit(128, 4, 128, 3),
         "ViT 192-4": _vit(192, 4, 192, 4),
-        "ViT 256-6": _vit(256, 6, 256, 4),
     },
     "ResNet": {
+        "RN 4": _resnet(4, (1, 1, 1, 1), 64, 1),
         "RN 8": _resnet(8, (1, 1, 1, 1), 64, 2),
         "RN 16": _resnet(16, (1, 1, 1, 1), 64, 3),
-        "RN 32": _resnet(32, (1, 1, 1, 1), 128, 3),
-        "RN 48": _resnet(48, (1, 2, 2, 1), 192, 4),
-        "RN 64": _resnet(64, (1, 1, 1, 1), 256, 4),
+        "RN 24": _resnet(24, (1, 1, 1, 1), 128, 3),
+        "RN 32": _resnet(32, (1, 1, 1, 1), 192, 4),
     },
 }
 
@@ -76,8 +76,10 @@ CPU_SUITES = ("emoji-concept/val", "emoji-category/val",
               "icons-concept/test-icons-game-icons", "fashion-mnist-test")
 CPU_SELECT = ("emoji-concept/val", "emoji-category/val")
 
-#: The headline is trained for at least this many times the study's images (see `choose_headline`).
+#: The headline is trained for at least this many times the study's images (see `choose_headline`) and ships in
+#: float16 within 10 MB: at most 5 million parameters.
 HEADLINE_MIN_PASSES = 3
+SHIP_MAX_PARAMS = 5_000_000
 
 PROFILES = {
     "smoke": {"corpus": "smoke", "seeds": 1, "ladders": _SMOKE_LADDERS,
@@ -86,7 +88,7 @@ PROFILES = {
               "suites": ("smoke-concept/val", "smoke-category/val", "smoke-concept/named"),
               "select": ("smoke-concept/val", "smoke-category/val")},
     "cpu": {"corpus": "large", "seeds": 1, "ladders": LADDERS,
-            "train": dict(data_size=32, batch_size=256, steps=384, warmup_steps=40, lr=1e-3),
+            "train": dict(data_size=32, batch_size=256, steps=1024, warmup_steps=100, lr=1e-3),
             "suites": CPU_SUITES, "select": CPU_SELECT},
     "gpu": {"corpus": "large", "seeds": 1, "ladders": LADDERS,
             "train": dict(data_size=32, batch_size=1024, steps=1600, warmup_steps=160, lr=2e-3),
@@ -210,12 +212,49 @@ def points_table(record: dict, tests: Sequence[str] | None = None) -> pd.DataFra
     return pd.DataFrame(rows)
 
 
-def choose_headline(table: pd.DataFrame, budget_s: float, passes: float = HEADLINE_MIN_PASSES) -> pd.Series:
+def choose_headline(table: pd.DataFrame, budget_s: float, passes: float = HEADLINE_MIN_PASSES,
+                    max_params: float = SHIP_MAX_PARAMS) -> pd.Series:
     """The headline model: the highest validation score among the points whose study training, run `passes` times
-    over, fits in `budget_s` seconds — so the headline sees at least `passes` × the study's images. Test suites
-    play no part in the choice."""
-    fits = table[table["train_wall_time_s"] * passes <= budget_s]
+    over, fits in `budget_s` seconds — so the headline sees at least `passes` × the study's images — and that ship
+    in the package's size limit (`max_params`). Test suites play no part in the choice."""
+    fits = table[(table["train_wall_time_s"] * passes <= budget_s) & (table["params"] <= max_params)]
     if fits.empty:
-        raise ValueError(f"no point of the study can be trained {passes}× over in {budget_s:.0f} s; "
-                         f"the fastest took {table['train_wall_time_s'].min():.0f} s")
+        raise ValueError(f"no point of the study can be trained {passes}× over in {budget_s:.0f} s with at most "
+                         f"{max_params:.3g} parameters; the fastest took {table['train_wall_time_s'].min():.0f} s")
     return fits.loc[fits["validation"].idxmax()]
+
+
+def fits_table(table: pd.DataFrame, column: str = "test_error") -> pd.DataFrame:
+    """One log-log fit of `column` against training FLOPs per family (and over both), where there are ≥ 3 points:
+    slope with its 95% interval, R², the compute range fitted and its span."""
+    import pandas as pd
+
+    groups = [(f, g) for f, g in table.groupby("family", sort=False)] + [("both", table)]
+    rows = []
+    for family, group in groups:
+        if len(group) < 3 or not (group[column] > 0).all():
+            continue
+        fit = fit_log_linear(group["train_flops"], group[column])
+        rows.append({"family": family, "points": fit["n"], "slope": fit["slope"], "slope_ci95": fit["slope_ci95"],
+                     "r2": fit["r2"], "flops_min": group["train_flops"].min(), "flops_max": group["train_flops"].max(),
+                     "span": group["train_flops"].max() / group["train_flops"].min(), "fit": fit})
+    return pd.DataFrame(rows)
+
+
+def family_gap(table: pd.DataFrame, column: str = "test_error", a: str = "ResNet", b: str = "ViT") -> dict | None:
+    """How family `a`'s fitted `column` compares with `b`'s at equal compute: the ratio of the two lines at the
+    geometric middle of the compute range both cover, with a 95% interval from the two lines' uncertainties
+    (independent fits, combined on the log scale). None when either family has fewer than 3 points or the ranges
+    do not overlap."""
+    fits = fits_table(table, column).set_index("family")
+    if a not in fits.index or b not in fits.index:
+        return None
+    lo = max(fits.loc[a, "flops_min"], fits.loc[b, "flops_min"])
+    hi = min(fits.loc[a, "flops_max"], fits.loc[b, "flops_max"])
+    if lo > hi:
+        return None
+    at = math.sqrt(lo * hi)
+    (ya, ha), (yb, hb) = predict(fits.loc[a, "fit"], at), predict(fits.loc[b, "fit"], at)
+    log_ratio, half = math.log10(float(ya) / float(yb)), math.hypot(float(ha), float(hb))
+    return {"at_flops": at, "a": a, "b": b, f"{column}_a": float(ya), f"{column}_b": float(yb),
+            "ratio": 10**log_ratio, "ratio_lo": 10 ** (log_ratio - half), "ratio_hi": 10 ** (log_ratio + half)}
