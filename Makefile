@@ -40,16 +40,18 @@ test: $(VENV)/.test-installed
 check-book:
 	$(BIN)/python .ci/check_book.py _build/html
 
-## data: build the full corpus (needs npm, apt-get and pip; ~10 minutes) and refresh results/data/full
+## data: build the large corpus the cpu headline trains on (needs npm, apt-get and pip; ~20 minutes on 2 cores) and
+## refresh results/data/large; `repro data build --corpus full` builds the smaller corpus of the earlier recipe
 data: $(VENV)/.book-installed
-	$(BIN)/repro data build --corpus full --summary-dir results/data/full
+	$(BIN)/repro data build --corpus large --summary-dir results/data/large
 
 ## reproduce: re-run every experiment at PROFILE (cpu: ~3 hours on 2 cores; gpu: one H100), overwriting
 ## results/NAME/PROFILE/ and retraining everything cached under runs/*/PROFILE/, then rebuild the book from those
 ## results (PROFILE=smoke runs in seconds, for a check)
 PROFILE ?= cpu
 reproduce: $(VENV)/.book-installed
-	@if [ "$(PROFILE)" != smoke ]; then $(BIN)/repro data build --corpus full --summary-dir results/data/full; fi
+	@if [ "$(PROFILE)" != smoke ]; then $(BIN)/repro data build --corpus full --summary-dir results/data/full; \
+		$(BIN)/repro data build --corpus large --summary-dir results/data/large; fi
 	rm -rf runs/*/$(PROFILE)
 	for name in $$($(BIN)/python -c "from repro.experiments import EXPERIMENTS; print(*EXPERIMENTS)"); do \
 		$(BIN)/repro run $$name --profile $(PROFILE) --workdir runs --force || exit 1; done

@@ -143,3 +143,33 @@ def test_fits_per_family_and_the_gap_at_equal_compute() -> None:
                                              "test_error": 0.9 * (c / 1e12) ** -0.05} for c in compute[2:]])])
     gap = scaling.family_gap(table)
     assert gap["ratio"] == pytest.approx(0.8 / 0.9) and gap["ratio_lo"] == pytest.approx(gap["ratio_hi"])
+
+
+def test_the_cpu_headline_is_the_studys_choice() -> None:
+    """clip_small's cpu profile trains the model the committed study chooses, with the study's recipe."""
+    from pathlib import Path
+
+    from repro.experiments import clip_small
+    from repro.experiments.results import load_results
+
+    records = load_results("scaling", "cpu", root=Path(__file__).resolve().parents[1] / "results")
+    if not records:
+        pytest.skip("no committed cpu results of the compute study")
+    chosen = scaling.choose_headline(scaling.points_table(records[0]), clip_small.BUDGET_S)
+    assert (chosen["family"], chosen["size"]) == clip_small.HEADLINE
+    headline = clip_small.PROFILES["cpu"]["train"]
+    model = scaling.LADDERS[chosen["family"]][chosen["size"]]
+    assert headline["model"] == model["model"] and headline["model_overrides"] == model["model_overrides"]
+    study = records[0]["config"]["train"]
+    assert all(headline[k] == study[k] for k in ("batch_size", "lr", "data_size"))
+    assert headline["steps"] >= scaling.HEADLINE_MIN_PASSES * study["steps"]
+
+
+def test_headline_points_use_the_studys_suites() -> None:
+    study = {"config": {"select": ["v"], "suites": ["v", "a", "b"]}}
+    run = {"seed": 1, "config": {"batch_size": 4}, "metrics": {
+        "train": {"train_flops": 5e12, "steps": 10}, "v": {"top1": 0.5}, "a": {"top1": 0.2}, "b": {"top1": 0.4}}}
+    old = {"seed": 0, "config": {"batch_size": 4}, "metrics": {"train": {"steps": 3}, "v": {"top1": 0.1}}}
+    table = scaling.headline_points([old, run], study)
+    assert table.to_dict("records") == [{"seed": 1, "train_flops": 5e12, "images_seen": 40, "validation": 0.5,
+                                         "test_error": pytest.approx(0.7)}]

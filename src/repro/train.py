@@ -41,8 +41,9 @@ from .provenance import concept_fingerprint, corpus_identity
 from .tokenizer import Tokenizer
 from .train_config import TrainConfig
 
-__all__ = ["CheckpointNotWritten", "TrainConfig", "TrainData", "TrainingDiverged",
-           "corpus_identity", "load_state", "logit_scale_reach", "lr_lambda", "param_groups", "read_log", "train"]
+__all__ = ["CheckpointNotWritten", "TrainConfig", "TrainData", "TrainingDiverged", "adam_settings",
+           "corpus_identity", "load_state", "logit_scale_reach", "lr_lambda", "lr_sum", "param_groups", "read_log",
+           "train"]
 
 log = logging.getLogger(__name__)
 
@@ -157,12 +158,25 @@ def lr_lambda(warmup: int, total: int):
     return f
 
 
-def logit_scale_reach(lr: float, warmup: int, total: int, start: float = 1 / 0.07) -> float:
-    """The largest logit scale a run can reach from `start`: Adam moves a parameter by at most about the learning
-    rate per step (its update m̂/√v̂ has magnitude ≤ 1 when the gradient keeps its sign), so log(scale) can grow by at
-    most Σ_t lr_t over the schedule. The paper's clamp at 100 needs Σ lr ≥ ln(100 · 0.07) ≈ 1.95 (paper §2.5)."""
+def adam_settings(config: TrainConfig) -> tuple[tuple[float, float], float]:
+    """Adam's (β1, β2) and ε for a run: the config's when set, else the paper's per family (Table 18–19): β2 0.98
+    and ε 1e-6 for a ViT, 0.999 and 1e-8 for a ResNet (the supervised baseline is a ResNet)."""
+    vit = config.clip_config().is_vit and config.objective != "supervised"
+    betas = config.betas or ((0.9, 0.98) if vit else (0.9, 0.999))
+    return betas, config.eps or (1e-6 if vit else 1e-8)
+
+
+def lr_sum(lr: float, warmup: int, total: int) -> float:
+    """Σ_t lr_t over the schedule (`lr_lambda` at peak `lr`): about the most Adam can move any one parameter, since
+    its update m̂/√v̂ has magnitude ≤ 1 per step when the gradient keeps its sign."""
     f = lr_lambda(min(warmup, total), total)
-    return start * math.exp(lr * sum(f(t) for t in range(total)))
+    return lr * sum(f(t) for t in range(total))
+
+
+def logit_scale_reach(lr: float, warmup: int, total: int, start: float = 1 / 0.07) -> float:
+    """The largest logit scale a run can reach from `start`: log(scale) grows by at most `lr_sum` over the run. The
+    paper's clamp at 100 needs a sum of ln(100 · 0.07) ≈ 1.95 (paper §2.5)."""
+    return start * math.exp(lr_sum(lr, warmup, total))
 
 
 class _Step(nn.Module):
@@ -286,9 +300,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
         kw = {"num_classes": len(data.classes), "width": config.baseline_width, "depth": config.baseline_depth}
     objective = make_objective(config.objective, clip_config, **kw)
     objective.to(device)
-    vit = clip_config.is_vit and config.objective != "supervised"  # the supervised baseline is a ResNet
-    betas = config.betas or ((0.9, 0.98) if vit else (0.9, 0.999))
-    eps = config.eps or (1e-6 if vit else 1e-8)
+    betas, eps = adam_settings(config)
 
     def make_optimizer(module: nn.Module) -> torch.optim.Optimizer:
         return torch.optim.AdamW(param_groups(module, config.weight_decay), lr=config.lr, betas=betas, eps=eps,

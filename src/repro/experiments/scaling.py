@@ -258,3 +258,23 @@ def family_gap(table: pd.DataFrame, column: str = "test_error", a: str = "ResNet
     log_ratio, half = math.log10(float(ya) / float(yb)), math.hypot(float(ha), float(hb))
     return {"at_flops": at, "a": a, "b": b, f"{column}_a": float(ya), f"{column}_b": float(yb),
             "ratio": 10**log_ratio, "ratio_lo": 10 ** (log_ratio - half), "ratio_hi": 10 ** (log_ratio + half)}
+
+
+def headline_points(records: Sequence[dict], study: dict) -> pd.DataFrame:
+    """The headline runs (`clip_small` result records that count their training FLOPs) as points on the study's
+    axes: training FLOPs, validation score and mean test error over the study's suites — the same model as one of
+    the study's points, trained on more images."""
+    import pandas as pd
+
+    select = study["config"]["select"]
+    tests = [s for s in study["config"]["suites"] if s not in select]
+    rows = []
+    for r in records:
+        flops = r["metrics"].get("train", {}).get("train_flops")
+        if flops is None or not all(s in r["metrics"] for s in (*select, *tests)):
+            continue
+        rows.append({"seed": r["seed"], "train_flops": flops,
+                     "images_seen": r["metrics"]["train"]["steps"] * r["config"]["batch_size"],
+                     "validation": float(np.mean([r["metrics"][s]["top1"] for s in select])),
+                     "test_error": 1 - float(np.mean([r["metrics"][s]["top1"] for s in tests]))})
+    return pd.DataFrame(rows, columns=["seed", "train_flops", "images_seen", "validation", "test_error"])
