@@ -68,6 +68,14 @@ def test_shipped_model_scores_the_recorded_accuracies_on_the_shipped_sample(ship
         assert abs(measured[suite]["correct"] - r["correct"]) <= 1, suite
 
 
+def test_shipped_sample_comes_from_the_shipped_models_corpus(shipped):
+    """Its images are evaluation images of the build the model trained on (another build's evaluation split can
+    hold this one's training pictures: each build draws its own zero-shot concepts)."""
+    model, _ = shipped
+    trained_on = model.metadata[CARD_KEY]["corpus"]
+    assert load_sample().meta["corpus"] == {"name": trained_on["name"], "stamp": trained_on["stamp"]}
+
+
 def test_shipped_sample_has_licences_and_no_training_images():
     sample = load_sample()
     assert len(sample) == sum(SAMPLE_SPLITS.values()) and sample.images.shape[1:] == (32, 32, 3)

@@ -36,7 +36,7 @@ PROFILES = {
     "cpu": {"corpus": "large", "seeds": 3, "train": dict(**_HEADLINE_MODEL, data_size=32, batch_size=256, steps=5360,
                                                          warmup_steps=500, lr=1e-3)},
     "gpu": {"corpus": "large", "seeds": 3, "train": dict(**scaling.LADDERS["ResNet"]["RN 32"], data_size=32,
-                                                         batch_size=1024, steps=3000, warmup_steps=300, lr=2e-3)},
+                                                         batch_size=1024, steps=2000, warmup_steps=200, lr=2e-3)},
 }
 
 
