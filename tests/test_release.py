@@ -38,7 +38,10 @@ def test_shipped_model_file_is_small_and_says_what_it_was_trained_on(shipped):
     assert stated and float(stated.group(1)) == round(size / 1e6, 1), "the README states the shipped file's size"
     assert model.dtype == torch.float32 and not model.training and preprocess.n_px == model.config.image_resolution
     card = model.metadata[CARD_KEY]
-    manifest = json.loads((REPO / "results/data/full/manifest.json").read_text())
+    from repro.experiments.clip_small import PROFILES
+
+    assert model.metadata["corpus"]["name"] == PROFILES["cpu"]["corpus"]
+    manifest = json.loads((REPO / f"results/data/{model.metadata['corpus']['name']}/manifest.json").read_text())
     assert model.metadata["corpus"]["stamp"] == manifest["stamp"] == card["sample"]["corpus"]["stamp"]
     assert model.metadata["corpus"]["train_split"] == "train" and len(model.metadata["corpus"]["train_sha256"]) == 64
     result = json.loads((REPO / card["result_file"]).read_text())
@@ -53,7 +56,8 @@ def test_shipped_model_tokenizer_fits_its_text_tower(shipped):
     ids = model.tokenizer(["an emoji of a cat.", "a red heart"])
     assert ids.shape == (2, model.config.context_length)
     assert model.encode_text(ids).shape == (2, model.config.embed_dim)
-    with pytest.raises(ValueError, match=r"outside this model's vocabulary of 4096 ids.*model\.tokenizer\(texts\)"):
+    vocab = model.config.vocab_size
+    with pytest.raises(ValueError, match=rf"outside this model's vocabulary of {vocab} ids.*model\.tokenizer\(texts\)"):
         model.encode_text(repro.tokenize(["an emoji of a cat."]))
 
 
