@@ -118,6 +118,7 @@ def point_configs(profile: str, seed: int, workdir: Path) -> dict[tuple[str, str
 def train_point(config: TrainConfig, corpus: Path, suites: tuple[str, ...]) -> dict:
     """Train one point and evaluate it: counted training FLOPs, parameters, time, zero-shot top-1 per suite,
     retrieval on the validation split, and the final logit scale."""
+    start = time.time()
     summary = train_run(config)
     model = summary["objective"].model.eval()
     evaluation = run_suites(model, summary["tokenizer"], corpus, config.data_size, suites=suites,
@@ -131,6 +132,7 @@ def train_point(config: TrainConfig, corpus: Path, suites: tuple[str, ...]) -> d
         "final_loss": last["loss"], "final_logit_scale": last.get("logit_scale"),
         "zeroshot": {s: evaluation[s]["top1"] for s in suites if s in evaluation},
         "retrieval": {k: v for k, v in evaluation.get("retrieval/val", {}).items() if "_r" in k},
+        "wall_time_s": time.time() - start,
     }
 
 
@@ -145,7 +147,6 @@ def run(profile: str, seed: int, workdir: Path, results_root: Path | None = None
     work folder and not trained again when an interrupted study is run again. Returns the result file's path."""
     spec = PROFILES[profile]
     corpus = corpus_for(spec["corpus"])
-    start = time.time()
     points = []
     for (family, size), config in point_configs(profile, seed, Path(workdir)).items():
         if sizes is not None and size not in sizes:
@@ -156,7 +157,9 @@ def run(profile: str, seed: int, workdir: Path, results_root: Path | None = None
     facts = suite_facts(s for s in load_suites(corpus) if s.name in spec["suites"])
     settings = {"corpus": spec["corpus"], "train": spec["train"], "suites": list(spec["suites"]),
                 "select": list(spec["select"]), "ladders": spec["ladders"], "suite_facts": facts}
-    return write_result(NAME, profile, seed, settings, {"points": points}, time.time() - start, None, results_root)
+    # the study's time is its points' (each trained and evaluated once, perhaps by an earlier, interrupted call)
+    spent = sum(p.get("wall_time_s", p["train_wall_time_s"]) for p in points)
+    return write_result(NAME, profile, seed, settings, {"points": points}, spent, None, results_root)
 
 
 def fit_log_linear(compute: Sequence[float], error: Sequence[float]) -> dict:
