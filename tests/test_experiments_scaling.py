@@ -111,9 +111,15 @@ def test_smoke_study_end_to_end(tmp_path, monkeypatch) -> None:
     path = scaling.run("smoke", 0, tmp_path / "runs", tmp_path / "results")
     record = json.loads(path.read_text())
     table = scaling.points_table(record)
-    assert len(table) == 4 and set(table["family"]) == {"ViT", "ResNet"}
-    for _, family in table.groupby("family"):
+    assert len(table) == 5 and set(table["family"]) == {"ViT", "ResNet"}
+    longer = table[table["arm"] == "length"]  # RN 8 trained for 6 steps besides the ladder's 12
+    assert list(longer["size"]) == ["RN 8"] and list(longer["steps"]) == [6]
+    ladder = table[table["arm"] == "size"]
+    for _, family in ladder.groupby("family"):
         assert family["train_flops"].is_monotonic_increasing
+    short = ladder[ladder["size"] == "RN 8"].iloc[0]
+    assert longer.iloc[0]["train_flops"] < short["train_flops"] and longer.iloc[0]["images_seen"] == 6 * 32
+    assert set(scaling.fits_table(table)["points"]) <= {2, 4}  # the length arm is not a ladder point
     assert table["test_error"].between(0, 1).all() and table["validation"].between(0, 1).all()
     assert set(record["config"]["suite_facts"]) == set(scaling.PROFILES["smoke"]["suites"])
     stored = sorted((tmp_path / "runs").rglob("point.json"))
@@ -172,4 +178,10 @@ def test_headline_points_use_the_studys_suites() -> None:
     old = {"seed": 0, "config": {"batch_size": 4}, "metrics": {"train": {"steps": 3}, "v": {"top1": 0.1}}}
     table = scaling.headline_points([old, run], study)
     assert table.to_dict("records") == [{"seed": 1, "train_flops": 5e12, "images_seen": 40, "validation": 0.5,
-                                         "test_error": pytest.approx(0.7)}]
+                                         "test_error": pytest.approx(0.7), "v": 0.5, "a": 0.2, "b": 0.4}]
+    points = pd.DataFrame([{"size": "m", "arm": "size", "train_flops": 1e12, "test_error": 0.9},
+                           {"size": "m", "arm": "length", "train_flops": 2e12, "test_error": 0.8},
+                           {"size": "other", "arm": "size", "train_flops": 3e12, "test_error": 0.85}])
+    series = scaling.length_series(points, "m", table)
+    assert list(series["source"]) == ["study", "length arm", "headline"]
+    assert list(series["train_flops"]) == [1e12, 2e12, 5e12]

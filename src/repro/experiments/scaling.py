@@ -86,32 +86,42 @@ PROFILES = {
               "train": dict(data_size=32, batch_size=32, steps=12, warmup_steps=2, lr=1e-3,
                             model_overrides={"context_length": 16, "vocab_size": 1024}),
               "suites": ("smoke-concept/val", "smoke-category/val", "smoke-concept/named"),
-              "select": ("smoke-concept/val", "smoke-category/val")},
+              "select": ("smoke-concept/val", "smoke-category/val"), "lengths": {"RN 8": (6,)}},
     "cpu": {"corpus": "large", "seeds": 1, "ladders": LADDERS,
             "train": dict(data_size=32, batch_size=256, steps=1024, warmup_steps=100, lr=1e-3),
-            "suites": CPU_SUITES, "select": CPU_SELECT},
+            "suites": CPU_SUITES, "select": CPU_SELECT, "lengths": {"RN 16": (512, 2048)}},
     "gpu": {"corpus": "large", "seeds": 1, "ladders": LADDERS,
             "train": dict(data_size=32, batch_size=1024, steps=1600, warmup_steps=160, lr=2e-3),
             "suites": CPU_SUITES, "select": CPU_SELECT},
 }
 
 
-def point_configs(profile: str, seed: int, workdir: Path) -> dict[tuple[str, str], TrainConfig]:
-    """The training configuration of every (family, size) of `profile`: the same recipe, data and images seen;
-    one tokenizer per vocabulary size, learned once on the training captions and shared by every point."""
+def point_configs(profile: str, seed: int, workdir: Path) -> dict[tuple[str, str, int], TrainConfig]:
+    """The training configuration of every point of `profile`, keyed (family, size, steps): first the ladders —
+    the same recipe, data and images seen — then the length arm (`lengths`: one size trained for other numbers of
+    steps, warm-up a tenth of them). One tokenizer per vocabulary size, learned once on the training captions and
+    shared by every point."""
     spec = PROFILES[profile]
     corpus = corpus_for(spec["corpus"])
     out = Path(workdir) / NAME / profile / f"seed{seed}"
-    configs = {}
+    study_steps = spec["train"]["steps"]
     rungs = [[(family, size, model) for size, model in sizes.items()] for family, sizes in spec["ladders"].items()]
-    for rung in zip(*rungs, strict=True):  # both families' smallest first, so a partial study covers both
-        for family, size, model in rung:
-            train = dict(spec["train"])
-            overrides = train.pop("model_overrides", {}) | model["model_overrides"]
-            base = TrainConfig(corpus_dir=str(corpus), seed=seed, model=model["model"], model_overrides=overrides,
-                               out_dir=str(out / size.replace(" ", "-")), **train)
-            tokenizer = shared_tokenizer(corpus, base.clip_config().vocab_size, Path(workdir), size=base.data_size)
-            configs[family, size] = TrainConfig.from_dict(asdict(base) | {"tokenizer": tokenizer})
+    plan = [(family, size, model, study_steps) for rung in zip(*rungs, strict=True)  # smallest of both first
+            for family, size, model in rung]
+    lengths = spec.get("lengths", {})
+    plan += [(family, size, spec["ladders"][family][size], steps) for size, all_steps in lengths.items()
+             for family in spec["ladders"] if size in spec["ladders"][family] for steps in all_steps]
+    configs = {}
+    for family, size, model, steps in plan:
+        train = dict(spec["train"])
+        overrides = train.pop("model_overrides", {}) | model["model_overrides"]
+        if steps != study_steps:
+            train |= {"steps": steps, "warmup_steps": steps // 10}
+        folder = size.replace(" ", "-") + ("" if steps == study_steps else f"-{steps}steps")
+        base = TrainConfig(corpus_dir=str(corpus), seed=seed, model=model["model"], model_overrides=overrides,
+                           out_dir=str(out / folder), **train)
+        tokenizer = shared_tokenizer(corpus, base.clip_config().vocab_size, Path(workdir), size=base.data_size)
+        configs[family, size, steps] = TrainConfig.from_dict(asdict(base) | {"tokenizer": tokenizer})
     return configs
 
 
@@ -148,12 +158,14 @@ def run(profile: str, seed: int, workdir: Path, results_root: Path | None = None
     spec = PROFILES[profile]
     corpus = corpus_for(spec["corpus"])
     points = []
-    for (family, size), config in point_configs(profile, seed, Path(workdir)).items():
-        if sizes is not None and size not in sizes:
+    for (family, size, steps), config in point_configs(profile, seed, Path(workdir)).items():
+        arm = "size" if steps == spec["train"]["steps"] else "length"
+        if sizes is not None and (size not in sizes or arm != "size"):
             continue
         record = Path(config.out_dir) / "point.json"
         value = cached_json(record, asdict(config), lambda c=config: train_point(c, corpus, spec["suites"]))
-        points.append({"family": family, "size": size, "model_overrides": config.model_overrides} | value)
+        points.append({"family": family, "size": size, "steps": steps, "arm": arm,
+                       "model_overrides": config.model_overrides} | value)
     facts = suite_facts(s for s in load_suites(corpus) if s.name in spec["suites"])
     settings = {"corpus": spec["corpus"], "train": spec["train"], "suites": list(spec["suites"]),
                 "select": list(spec["select"]), "ladders": spec["ladders"], "suite_facts": facts}
@@ -207,7 +219,9 @@ def points_table(record: dict, tests: Sequence[str] | None = None) -> pd.DataFra
     for p in record["metrics"]["points"]:
         zs = p["zeroshot"]
         test = [s for s in (tests or zs) if s not in select and s in zs]
-        rows.append({"family": p["family"], "size": p["size"], "params": p["params"], "train_flops": p["train_flops"],
+        rows.append({"family": p["family"], "size": p["size"], "arm": p.get("arm", "size"),
+                     "steps": p.get("steps", record["config"]["train"]["steps"]),
+                     "images_seen": p["images_seen"], "params": p["params"], "train_flops": p["train_flops"],
                      "train_wall_time_s": p["train_wall_time_s"], "img_s": p["img_s"], "precision": p["precision"],
                      "final_logit_scale": p["final_logit_scale"],
                      "validation": float(np.mean([zs[s] for s in select])),
@@ -215,11 +229,29 @@ def points_table(record: dict, tests: Sequence[str] | None = None) -> pd.DataFra
     return pd.DataFrame(rows)
 
 
+def _ladder(table: pd.DataFrame) -> pd.DataFrame:
+    """The ladders' points only (not the length arm's)."""
+    return table[table["arm"] == "size"] if "arm" in table else table
+
+
+def length_series(table: pd.DataFrame, size: str, headline: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One size trained for different numbers of images: its ladder point, the length arm's points and the
+    headline runs of the same model (`headline_points`), sorted by training FLOPs — error against images seen."""
+    import pandas as pd
+
+    own = table[table["size"] == size]
+    parts = [own.assign(source=own["arm"].map({"size": "study", "length": "length arm"}))]
+    if headline is not None and len(headline):
+        parts.append(headline.assign(size=size, source="headline"))
+    return pd.concat(parts, ignore_index=True).sort_values("train_flops", ignore_index=True)
+
+
 def choose_headline(table: pd.DataFrame, budget_s: float, passes: float = HEADLINE_MIN_PASSES,
                     max_params: float = SHIP_MAX_PARAMS) -> pd.Series:
     """The headline model: the highest validation score among the points whose study training, run `passes` times
     over, fits in `budget_s` seconds — so the headline sees at least `passes` × the study's images — and that ship
     in the package's size limit (`max_params`). Test suites play no part in the choice."""
+    table = _ladder(table)
     fits = table[(table["train_wall_time_s"] * passes <= budget_s) & (table["params"] <= max_params)]
     if fits.empty:
         raise ValueError(f"no point of the study can be trained {passes}× over in {budget_s:.0f} s with at most "
@@ -232,6 +264,7 @@ def fits_table(table: pd.DataFrame, column: str = "test_error") -> pd.DataFrame:
     slope with its 95% interval, R², the compute range fitted and its span."""
     import pandas as pd
 
+    table = _ladder(table)
     groups = [(f, g) for f, g in table.groupby("family", sort=False)] + [("both", table)]
     rows = []
     for family, group in groups:
@@ -279,5 +312,7 @@ def headline_points(records: Sequence[dict], study: dict) -> pd.DataFrame:
         rows.append({"seed": r["seed"], "train_flops": flops,
                      "images_seen": r["metrics"]["train"]["steps"] * r["config"]["batch_size"],
                      "validation": float(np.mean([r["metrics"][s]["top1"] for s in select])),
-                     "test_error": 1 - float(np.mean([r["metrics"][s]["top1"] for s in tests]))})
-    return pd.DataFrame(rows, columns=["seed", "train_flops", "images_seen", "validation", "test_error"])
+                     "test_error": 1 - float(np.mean([r["metrics"][s]["top1"] for s in tests])),
+                     **{s: r["metrics"][s]["top1"] for s in (*select, *tests)}})
+    return pd.DataFrame(rows, columns=["seed", "train_flops", "images_seen", "validation", "test_error",
+                                       *select, *tests])
