@@ -24,7 +24,7 @@ from repro.book import (
 )
 from repro.edition import _https, book_revision, train_config_of
 from repro.experiments.results import write_result
-from repro.models import PRESETS, parameter_counts
+from repro.models import CLIP, PRESETS, parameter_counts
 from repro.models.naming import effective_config, millions, preset_of, resnet_parameters
 from repro.train import TrainConfig
 
@@ -74,7 +74,9 @@ def test_committed_results_name_the_model_they_trained() -> None:
         config = json.loads(path.read_text())["config"]
         for train in (config, config.get("clip_small"), config.get("clip"), config.get("train")):
             if isinstance(train, dict) and train.get("model_overrides"):
-                assert describe(train) == "ViT-XS/8@32px (2.0M parameters)", path
+                config = effective_config(train)
+                count = millions(sum(p.numel() for p in CLIP(config).parameters()))
+                assert describe(train) == describe(config) and f"{count} parameters" in describe(train), path
 
 
 def test_baseline_names_say_depth_width_and_size() -> None:
@@ -148,7 +150,7 @@ def test_every_chapter_has_at_most_one_sources_note_and_no_repeated_provenance()
     for path in CHAPTERS:
         text = path.read_text(encoding="utf-8")
         assert ".provenance()" not in text, f"{path.name}: use repro.book.sources_note once per page"
-        reads = "experiment_results(" in text
+        reads = "experiment_results(" in text or "results_in(" in text
         assert text.count("sources_note(") == (1 if reads and path.stem != "reproducibility" else 0), path.name
 
 

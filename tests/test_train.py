@@ -151,3 +151,10 @@ def test_the_logit_scale_never_outruns_adams_bound(corpus, tmp_path) -> None:
     rows = read_log(train(cfg)["log"])
     bound = logit_scale_reach(cfg.lr, cfg.warmup_steps, cfg.steps)
     assert max(r["logit_scale"] for r in rows) <= bound * 1.01
+
+
+def test_an_interrupted_run_reports_the_same_training_flops(corpus, tmp_path) -> None:
+    whole = train(config(corpus, tmp_path / "a"))["flops"]
+    train(config(corpus, tmp_path / "b"), stop_after=5)
+    resumed = train(config(corpus, tmp_path / "b"), resume=True)["flops"]
+    assert resumed == whole and whole["total"] > 0

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import time
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from .data.pack import load_packed
 from .data.tensors import crop_params, normalize, square_crop, to_float
 from .loading import save as save_model
 from .models import CLIPConfig
+from .optim import adam_settings, logit_scale_reach, lr_lambda, lr_sum, param_groups
 from .precision import auto_key, autocast_for, measure_precisions, precision_cache, resolve_precision
 from .provenance import concept_fingerprint, corpus_identity
 from .tokenizer import Tokenizer
@@ -134,51 +134,6 @@ def build_tokenizer(config: TrainConfig, vocab_size: int) -> Tokenizer:
     return Tokenizer.train(texts, vocab_size)
 
 
-def param_groups(objective: nn.Module, weight_decay: float) -> list[dict]:
-    """Decoupled weight decay on weights only: not on gains, biases, norms or the temperature (paper §2.5)."""
-    exempt = set(getattr(objective, "no_weight_decay", lambda: set())())
-    decay, no_decay = [], []
-    for name, p in objective.named_parameters():
-        if not p.requires_grad:
-            continue
-        skip = p.ndim < 2 or "logit_scale" in name or ".ln_" in name or ".bn" in name or name in exempt
-        (no_decay if skip else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def lr_lambda(warmup: int, total: int):
-    """Linear warmup to 1 over `warmup` steps, then cosine decay to 0 at `total`."""
-
-    def f(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return f
-
-
-def adam_settings(config: TrainConfig) -> tuple[tuple[float, float], float]:
-    """Adam's (β1, β2) and ε for a run: the config's when set, else the paper's per family (Table 18–19): β2 0.98
-    and ε 1e-6 for a ViT, 0.999 and 1e-8 for a ResNet (the supervised baseline is a ResNet)."""
-    vit = config.clip_config().is_vit and config.objective != "supervised"
-    betas = config.betas or ((0.9, 0.98) if vit else (0.9, 0.999))
-    return betas, config.eps or (1e-6 if vit else 1e-8)
-
-
-def lr_sum(lr: float, warmup: int, total: int) -> float:
-    """Σ_t lr_t over the schedule (`lr_lambda` at peak `lr`): about the most Adam can move any one parameter, since
-    its update m̂/√v̂ has magnitude ≤ 1 per step when the gradient keeps its sign."""
-    f = lr_lambda(min(warmup, total), total)
-    return lr * sum(f(t) for t in range(total))
-
-
-def logit_scale_reach(lr: float, warmup: int, total: int, start: float = 1 / 0.07) -> float:
-    """The largest logit scale a run can reach from `start`: log(scale) grows by at most `lr_sum` over the run. The
-    paper's clamp at 100 needs a sum of ln(100 · 0.07) ≈ 1.95 (paper §2.5)."""
-    return start * math.exp(lr_sum(lr, warmup, total))
-
-
 class _Step(nn.Module):
     """Gives the objective a `forward` so DistributedDataParallel can wrap it."""
 
@@ -198,11 +153,13 @@ def _optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor
 
 
 def save_checkpoint(path: Path, objective: nn.Module, opt, sched, step: int, tokenizer: Tokenizer,
-                    config: TrainConfig, corpus: dict | None = None, precision: dict | None = None) -> None:
+                    config: TrainConfig, corpus: dict | None = None, precision: dict | None = None,
+                    flops: dict[int, int] | None = None) -> None:
     """Weights, optimiser moments, scheduler and RNG state in one safetensors file, written atomically; the file
     it replaces is kept as checkpoint.prev.safetensors; `precision` (`resolve_precision`'s record) goes with them,
-    so a resumed `auto` run keeps the precision it chose. A failed write (a full disk) raises CheckpointNotWritten
-    and leaves both files as they were."""
+    so a resumed `auto` run keeps the precision it chose, and so do the FLOPs counted so far ({step: FLOPs}), so a
+    resumed run reports the same training compute. A failed write (a full disk) raises CheckpointNotWritten and
+    leaves both files as they were."""
     tensors = {f"model.{k}": v for k, v in objective.state_dict().items()}
     opt_tensors, opt_meta = _optimizer_state(opt)
     tensors |= opt_tensors | {"rng.cpu": torch.get_rng_state()}
@@ -212,7 +169,8 @@ def save_checkpoint(path: Path, objective: nn.Module, opt, sched, step: int, tok
         runs.keep_previous(path)
         save_state(path, tensors, {"step": step, "optimizer": opt_meta, "scheduler": sched.state_dict(),
                                    "tokenizer": tokenizer.to_dict(), "train_config": asdict(config),
-                                   "corpus": corpus, "precision": precision})
+                                   "corpus": corpus, "precision": precision,
+                                   "flops_counted": {str(k): v for k, v in (flops or {}).items()}})
     except (OSError, SafetensorError) as e:
         kept = f"{path} (step {load_state(path)[1]['step']})" if path.is_file() else "absent (none was written yet)"
         raise CheckpointNotWritten(f"could not write the checkpoint of step {step} to {path}: {e}; the previous "
@@ -365,13 +323,15 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
     bar = tqdm(total=total, initial=start, desc="train", unit="step", disable=rank != 0 or not config.progress
                or progress_disabled())
     t0, seen, last = time.time(), 0, {}
-    count_at, counted = flop_count.steps_to_count(start, end), []
+    # the same steps are counted however often the run is interrupted: chosen over the whole run, kept in checkpoints
+    count_at = flop_count.steps_to_count(0, total)
+    counted = {int(k): v for k, v in ((begin.meta or {}).get("flops_counted") or {}).items() if int(k) < start}
     for step in range(start, end):
         images, texts, labels = batch_at(step)
         if step in count_at:  # the FLOPs of this step's forward + backward, on a copy (repro.flops); not timed
             paused = time.time()
-            counted.append(world * flop_count.step_flops(objective, (images, texts, labels),
-                                                         lambda: autocast_for(used, device)))
+            counted[step] = world * flop_count.step_flops(objective, (images, texts, labels),
+                                                          lambda: autocast_for(used, device))
             t0 += time.time() - paused
         with autocast:
             loss, metrics = forward(images, texts, labels)
@@ -396,7 +356,8 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
                 f.write(json.dumps(last) + "\n")
             bar.set_postfix(loss=f"{last['loss']:.3f}")
         if rank == 0 and ((step + 1) % config.checkpoint_every == 0 or step + 1 == total):
-            save_checkpoint(ckpt_path, objective, opt, sched, step + 1, tokenizer, config, corpus, precision)
+            save_checkpoint(ckpt_path, objective, opt, sched, step + 1, tokenizer, config, corpus, precision,
+                            counted)
         if callback is not None and rank == 0:
             paused = time.time()
             callback(step + 1, objective)
@@ -414,7 +375,9 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
     return {"steps": end, "total_steps": total, "final": last, "wall_time_s": wall, "img_s": seen / max(wall, 1e-9),
             "checkpoint": str(ckpt_path), "log": str(log_path), "tokenizer": tokenizer, "objective": objective,
             "clip_config": clip_config, "precision": used, "precision_choice": precision,
-            "flops": {"per_step_counted": counted, "total": flop_count.total_flops(counted, total)}}
+            "flops": {"per_step_counted": [counted[k] for k in sorted(counted)],
+                      "total": flop_count.total_flops([counted[k] for k in sorted(counted)], total) if end == total
+                      else None}}
 
 
 def read_log(path: str | os.PathLike) -> list[dict]:
