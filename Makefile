@@ -63,7 +63,7 @@ reproduce: $(VENV)/.book-installed
 REPRO_DATA ?= $(HOME)/.cache/clip-repro
 gpu-data: $(VENV)/.book-installed
 	$(BIN)/repro data gpu-subset --corpus-dir $(REPRO_DATA)/build/large --out gpu-data/build/large --budget-mib 48
-	$(BIN)/python -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl ftfy==6.3.1 wcwidth
+	$(BIN)/python -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl ftfy==6.3.1 wcwidth==0.9.4
 
 ## gpu: on the lent GPU machine (its own python3 and torch; carry gpu-data and .whl): the gpu profile's headline
 ## (every seed of clip_small) and the compute study's largest points within 9 minutes, resumable; files in $OUT
