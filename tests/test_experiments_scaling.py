@@ -74,6 +74,8 @@ def test_fit_interval_covers_the_true_slope_usually() -> None:
 def test_fit_rejects_too_few_or_bad_points() -> None:
     with pytest.raises(ValueError, match="3 or more"):
         scaling.fit_log_linear([1e12, 1e13], [0.5, 0.4])
+    with pytest.raises(ValueError, match="two or more distinct compute values"):
+        scaling.fit_log_linear([1e12, 1e12, 1e12], [0.5, 0.4, 0.3])
     with pytest.raises(ValueError, match="must be finite and > 0"):
         scaling.fit_log_linear([1e12, 1e13, 1e14], [0.5, 0.0, 0.3])
 

@@ -185,6 +185,8 @@ def fit_log_linear(compute: Sequence[float], error: Sequence[float]) -> dict:
         raise ValueError("compute and error must be finite and > 0 to take logarithms")
     x, y = np.log10(compute), np.log10(error)
     sxx = float(((x - x.mean()) ** 2).sum())
+    if sxx == 0:
+        raise ValueError(f"a log-linear fit needs two or more distinct compute values, got only {compute[0]:.3g}")
     slope = float(((x - x.mean()) * (y - y.mean())).sum() / sxx)
     intercept = float(y.mean() - slope * x.mean())
     residual = y - (intercept + slope * x)
