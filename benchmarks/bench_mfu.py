@@ -93,11 +93,11 @@ def step_flops(c: CLIPConfig, batch: int, lengths: torch.Tensor) -> dict[str, fl
 def counted_flops(step: Callable[[], None]) -> int:
     """FLOPs of one call of `step` as torch's FlopCounterMode counts them (matrix products, convolutions, SDPA;
     forward and backward as executed)."""
-    from torch.utils.flop_counter import FlopCounterMode
+    from repro.flops import counting
 
-    with FlopCounterMode(display=False) as counter:
+    with counting(True) as counted:
         step()
-    return counter.get_total_flops()
+    return counted.total
 
 
 def gemm_shapes(c: CLIPConfig, batch: int, lengths: torch.Tensor) -> list[tuple[int, int, int]]:

@@ -6,7 +6,8 @@ Element-wise work (norms, activations, the optimiser) is not counted, as is usua
 The text tower's cost changes with each batch's captions, so `train` counts a few steps spread over the run
 (`steps_to_count`) and multiplies their mean by the number of steps (`total_flops`). It counts on a copy of the
 model (`step_flops`): under the counter some kernels round differently, and a run must not depend on whether a step
-was counted (a resumed run counts other steps and still follows the same loss curve)."""
+was counted. The counted steps are chosen over the whole run and kept in checkpoints, so a resumed run reports the
+same compute as an uninterrupted one."""
 
 from __future__ import annotations
 
