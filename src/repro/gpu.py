@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
                         handlers=[logging.StreamHandler(), logging.FileHandler(args.out / "gpu.log")])
     log = logging.getLogger("repro.gpu")
     from .experiments.results import hardware
+    from .files import atomic_write_text
 
     start, longest, rows = time.time(), 0.0, []
     for unit in plan(args.profile):
@@ -82,11 +82,12 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row | {"status": "ran", "wall_time_s": round(time.time() - t0, 1)})
         log.info("%s seed %d: %s in %.0f s", unit.experiment, unit.seed, path, time.time() - t0)
     copied = [r for r in rows if Path(r["result"]).is_file()][:MAX_FILES - 2]  # room for the log and summary
-    for r in copied:
-        shutil.copyfile(r["result"], args.out / f"{r['experiment']}-{args.profile}-seed{r['seed']}.json")
+    for r in copied:  # written whole or not at all, as every result file
+        atomic_write_text(args.out / f"{r['experiment']}-{args.profile}-seed{r['seed']}.json",
+                          Path(r["result"]).read_text(encoding="utf-8"))
     summary = {"profile": args.profile, "deadline_s": args.deadline_s, "wall_time_s": round(time.time() - start, 1),
                "units": rows, "hardware": hardware()}
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    atomic_write_text(args.out / "summary.json", json.dumps(summary, indent=1))
     log.info("done in %.0f s: %d of %d units have results", time.time() - start, len(copied), len(rows))
     return 0
 
