@@ -79,3 +79,14 @@ def test_result_files_are_written_and_read(tmp_path) -> None:
 def test_unknown_experiment() -> None:
     with pytest.raises(ValueError, match="unknown experiment 'nope'"):
         get("nope")
+
+
+@pytest.mark.parametrize("name", ["prompts", "search", "fewshot", "limitations", "longtext", "adaptation"])
+def test_evaluation_experiments_use_the_headline_models_corpus(name):
+    """An experiment that evaluates the trained `clip_small` must score it on the corpus it was trained on (another
+    corpus's evaluation splits can hold its training pictures)."""
+    from repro.experiments import clip_small
+
+    module = get(name)
+    for profile, spec in module.PROFILES.items():
+        assert spec["corpus"] == clip_small.PROFILES[profile]["corpus"], (name, profile)

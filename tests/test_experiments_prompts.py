@@ -30,14 +30,24 @@ def test_smoke_run_has_every_mode_for_every_suite(smoke_run) -> None:
     [record] = load_results("prompts", "smoke", root=smoke_run["root"] / "results")
     assert record["experiment"] == "prompts" and record["config"]["corpus"] == "smoke"
     suites = load_suites(smoke_run["corpus"])
-    assert set(record["metrics"]) == {s.name for s in suites}
+    assert set(record["metrics"]) == {s.name for s in suites} | {"selection"}
+    selection = record["metrics"]["selection"]
+    assert selection, "the smoke corpus has validation suites to choose templates on"
+    for fam, chosen in selection.items():  # chosen on the family's val suite, nowhere else
+        assert chosen["suite"] == f"{fam}/val" and chosen["templates"]
+        path = chosen["val_top1"]
+        assert path == sorted(path) and len(set(path)) == len(path)  # each added template raised val top-1
     for suite in suites:
         entry = record["metrics"][suite.name]
-        assert set(prompts.MODES) <= set(entry)
+        modes = [m for m in prompts.MODES if m != "chosen" or prompts.family(suite.name) in selection]
+        assert set(modes) <= set(entry)
+        if "chosen" in entry:
+            assert entry["chosen"]["n"] == len(prompts.unbits(entry["chosen"]["correct"]))
         assert entry["templates"] == list(suite.templates) and entry["n_templates"] == len(suite.templates)
         assert entry["single_template"] == suite.templates[0]
-        for mode in prompts.MODES:
+        for mode in modes:
             result = entry[mode]
+            assert prompts.unbits(result["correct"]).mean() == pytest.approx(result["top1"])
             assert set(prompts.KEPT) <= set(result)
             assert result["shift"] == suite.shift and result["n_classes"] == len(suite.classes) and result["n"] > 0
             for key in ("top1", "top5", "mean_per_class_recall"):
@@ -62,3 +72,25 @@ def test_ensemble_of_one_template_is_that_template(smoke_run, monkeypatch) -> No
     assert ensemble.pop("per_template") == {one.templates[0]: out["single"]["top1"]}
     assert ensemble == out["single"]
     assert out["n_templates"] == 1 and out["templates"] == [suite.templates[0]]
+
+
+def test_summaries_and_paired_tests(smoke_run) -> None:
+    records = load_results("prompts", "smoke", root=smoke_run["root"] / "results")
+    frame = prompts.summarize(records)
+    assert set(frame["mode"]) >= {"classname", "single", "ensemble"}
+    assert frame["selected_on"].equals(frame["suite"].str.endswith("/val"))
+    suites = [s for s, m in prompts.suite_metrics(records[0]).items() if "chosen" in m]
+    [g] = prompts.gain(records, "chosen", suites)
+    m = prompts.suite_metrics(records[0])
+    assert g == pytest.approx(sum(m[s]["chosen"]["top1"] - m[s]["classname"]["top1"] for s in suites) / len(suites))
+    tests = prompts.paired_tests(records, "ensemble", suites)
+    assert len(tests) == len(suites)
+    assert (tests["low"] <= tests["diff"]).all() and (tests["diff"] <= tests["high"]).all()
+    with pytest.raises(ValueError, match="no 'chosen' results"):
+        prompts.gain(records, "chosen", ["no-such-suite"])
+
+
+def test_unbits_rejects_other_characters() -> None:
+    assert prompts.unbits("0110").tolist() == [False, True, True, False]
+    with pytest.raises(ValueError, match="only '0' and '1'"):
+        prompts.unbits("01x")

@@ -12,7 +12,7 @@ import torch
 from ..data.pack import PackedSplit
 from .features import encode_images, encode_texts, normalize
 
-__all__ = ["image_to_text", "retrieval_eval", "semantic_search"]
+__all__ = ["hubness", "image_to_text", "retrieval_eval", "semantic_search", "text_to_image_hubness"]
 
 
 def _image_features(
@@ -140,3 +140,39 @@ def image_to_text(
         images = _image_features(model, packed, image_features)[indices]
     text_features = encode_texts(model, tokenizer, list(candidates), device=device, bf16=bf16)
     return _top_k(images @ text_features.t(), min(k, len(candidates)))
+
+
+def hubness(top: torch.Tensor, n_candidates: int) -> dict:
+    """How unevenly the candidates answer the queries (Radovanović et al., 2010), from `top` [Q, k], each query's k
+    best candidates: N_k(x), the number of queries that have candidate x in their top k, summarised by its
+    skewness (0 for an even spread; large when a few "hubs" answer many queries), the share of candidates that
+    answer no query (`never_retrieved`), the most queries one candidate answers (`max_occurrence`, with the even
+    share `k · Q / n_candidates` beside it) and the share of all top-k answers given by the 1% most frequent
+    candidates (`top1pct_share`; 0.01 for an even spread)."""
+    if top.ndim != 2 or len(top) == 0:
+        raise ValueError(f"hubness: expected a [queries, k] tensor of candidate indices, got shape {tuple(top.shape)}")
+    if int(top.max()) >= n_candidates or int(top.min()) < 0:
+        raise ValueError(f"hubness: candidate indices must lie in [0, {n_candidates}), got {int(top.min())} … "
+                         f"{int(top.max())}")
+    counts = np.bincount(top.reshape(-1).numpy(), minlength=n_candidates).astype(float)
+    std = counts.std()
+    skew = float(((counts - counts.mean()) ** 3).mean() / std ** 3) if std > 0 else 0.0
+    hubs = max(1, int(round(0.01 * n_candidates)))
+    return {"k": int(top.shape[1]), "queries": int(len(top)), "candidates": int(n_candidates),
+            "skewness": skew, "never_retrieved": float((counts == 0).mean()), "max_occurrence": int(counts.max()),
+            "even_occurrence": float(top.numel() / n_candidates),
+            "top1pct_share": float(np.sort(counts)[::-1][:hubs].sum() / counts.sum())}
+
+
+def text_to_image_hubness(model: torch.nn.Module, tokenizer: object, packed: PackedSplit, k: int = 10,
+                          image_features: torch.Tensor | None = None, chunk: int = 1024) -> dict:
+    """`hubness` of text→image retrieval: every distinct caption of the split a query, every image a candidate."""
+    texts = list(dict.fromkeys(t for caps in packed.captions for t in caps))
+    if not texts:
+        raise ValueError("the split has no captions to retrieve with")
+    images = _image_features(model, packed, image_features)
+    text_features = encode_texts(model, tokenizer, texts)
+    k = min(k, len(images))
+    top = torch.cat([(text_features[s : s + chunk] @ images.t()).topk(k, dim=1).indices
+                     for s in range(0, len(texts), chunk)])
+    return hubness(top, len(images))

@@ -85,6 +85,7 @@ def zeroshot_eval(
     templates: Sequence[str] | None = None,
     image_features: torch.Tensor | None = None,
     per_template: bool = False,
+    correct: bool = False,
     batch_size: int = 256,
     device: str | torch.device | None = None,
     bf16: bool = False,
@@ -95,7 +96,8 @@ def zeroshot_eval(
     are the split's precomputed `encode_images` rows (one per image). Returns a dict with
     `suite`, `split`, `shift`, `n`, `n_classes` (C), `n_classes_present`, `n_templates`, `top1`, `top5` (None when
     C < 5), `mean_per_class_recall`, `per_style` ({style: {"top1", "n"}}) and, with `per_template=True`,
-    `per_template` ({template: top1 with that template alone}). Accuracies are fractions in [0, 1].
+    `per_template` ({template: top1 with that template alone}) and, with `correct=True`, `correct` (a bool array:
+    whether each image's top-1 is right, for paired tests). Accuracies are fractions in [0, 1].
     """
     labels = class_labels(packed, suite)
     templates = _check_templates(suite.templates if templates is None else templates)
@@ -127,6 +129,8 @@ def zeroshot_eval(
         "mean_per_class_recall": mean_per_class_recall(pred, labels),
         "per_style": per_group_accuracy(pred == labels, styles),
     }
+    if correct:
+        result["correct"] = pred == labels
     if per_template:
         result["per_template"] = {
             template: topk_accuracy(_scores(image_features, prompts[:, t].t()), labels, 1)

@@ -53,6 +53,9 @@ SHOTS = (1, 2, 4, 8, 16)
 
 _PHOTOS = ("fashion-mnist-test", "mnist-test", "digits")
 
+#: The corpus of each profile's headline model (`clip_small`), whose trained weights this experiment evaluates.
+_CORPUS = {profile: spec["corpus"] for profile, spec in clip_small.PROFILES.items()}
+
 #: Same models as `clip_small` (smoke 1 seed, cpu and gpu 3). `families`: emoji label families probed from the
 #: `train` split; `own_split`: photo suites whose split is halved into probe pool and test part. `per_class`:
 #: probe-pool rows kept per class; `min_per_class`: classes with fewer pool rows are dropped; `test_per_class`:
@@ -63,11 +66,12 @@ PROFILES = {
     "smoke": {"corpus": "smoke", "seeds": 1, "families": ("smoke-category",),
               "own_split": ("smoke-category/test-outline",), "per_class": 40, "min_per_class": 4,
               "test_per_class": 100, "draws": 2, "shots": SHOTS, "max_folds": 2, "max_iter": 100, "pool_seed": 0},
-    "cpu": {"corpus": "full", "seeds": 3, "families": ("emoji-category",), "own_split": _PHOTOS, "per_class": 100,
-            "min_per_class": 20, "test_per_class": 300, "draws": 3, "shots": SHOTS, "max_folds": 2, "max_iter": 100,
-            "pool_seed": 0},
-    "gpu": {"corpus": "full", "seeds": 3, "families": ("emoji-category", "emoji-subcategory"), "own_split": _PHOTOS,
-            "per_class": 200, "min_per_class": 20, "test_per_class": 500, "draws": 5, "shots": SHOTS, "max_folds": 4,
+    "cpu": {"corpus": _CORPUS["cpu"], "seeds": 3, "families": ("emoji-category",), "own_split": _PHOTOS,
+            "per_class": 100, "min_per_class": 20, "test_per_class": 300, "draws": 3, "shots": SHOTS, "max_folds": 2,
+            "max_iter": 100, "pool_seed": 0},
+    "gpu": {"corpus": _CORPUS["gpu"], "seeds": 3, "families": ("emoji-category", "emoji-subcategory"),
+            "own_split": _PHOTOS, "per_class": 200, "min_per_class": 20, "test_per_class": 500, "draws": 5,
+            "shots": SHOTS, "max_folds": 4,
             "max_iter": 1000, "pool_seed": 0},
 }
 assert {p: s["seeds"] for p, s in PROFILES.items()} == {p: s["seeds"] for p, s in clip_small.PROFILES.items()}

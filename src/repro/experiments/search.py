@@ -21,7 +21,7 @@ import torch
 
 from ..data.pack import PackedSplit, load_packed
 from ..evaluate.features import encode_images
-from ..evaluate.retrieval import image_to_text, retrieval_eval, semantic_search
+from ..evaluate.retrieval import hubness, image_to_text, retrieval_eval, semantic_search, text_to_image_hubness
 from ..files import atomic_write
 from . import clip_small
 from .common import corpus_for, trained_clip
@@ -36,6 +36,8 @@ PROFILES = {profile: {"corpus": spec["corpus"], "seeds": spec["seeds"]}
 SPLITS = ("val", "zeroshot")
 KS = (1, 5, 10)
 TOP = 5
+#: Hubness is measured on each caption's top HUB_K images (text→image).
+HUB_K = 10
 #: Images shown with their top captions: from each split, a seeded draw of images of distinct concepts (the same
 #: images for every model seed).
 IMAGES_PER_SPLIT = 3
@@ -47,6 +49,8 @@ GALLERY_SEED = 0
 QUERIES: dict[str, list[tuple[str, str]]] = {
     "full": [("pizza", "val"), ("soccer ball", "val"), ("skull", "val"), ("lemon", "val"),
              ("panda", "zeroshot"), ("owl", "zeroshot"), ("ghost", "zeroshot"), ("sushi", "zeroshot")],
+    "large": [("pizza", "val"), ("soccer ball", "val"), ("skull", "val"), ("lemon", "val"),
+              ("panda", "zeroshot"), ("owl", "zeroshot"), ("ghost", "zeroshot"), ("sushi", "zeroshot")],
     "smoke": [("yellow circle", "val"), ("green square", "val"), ("red star", "val"), ("black diamond", "val"),
               ("red circle", "zeroshot"), ("purple square", "zeroshot"), ("pink star", "zeroshot"),
               ("blue cross", "zeroshot")],
@@ -88,6 +92,16 @@ def chance_recall(packed: PackedSplit, ks: Sequence[int] = KS) -> dict[str, floa
         out[f"i2t_r{k}"] = float(1.0 - np.clip(np.mean(miss), 0.0, 1.0))
         out[f"t2i_r{k}"] = min(1.0, k / n_images)
     return out
+
+
+def random_hubness(queries: int, candidates: int, k: int = HUB_K, seed: int = 0) -> dict:
+    """`hubness` of a random ranking (each query's top k drawn uniformly without replacement): what an even
+    spread of answers looks like at this number of queries and candidates."""
+    g = torch.Generator().manual_seed(seed)
+    k = min(k, candidates)
+    top = torch.cat([torch.rand(min(1024, queries - s), candidates, generator=g).topk(k, dim=1).indices
+                     for s in range(0, queries, 1024)])
+    return hubness(top, candidates)
 
 
 def draw_images(packed: PackedSplit, rng: np.random.Generator, n: int = IMAGES_PER_SPLIT) -> list[int]:
@@ -171,6 +185,9 @@ def run(profile: str, seed: int, workdir: Path, results_root: Path | None = None
             model, tokenizer, packed, image_features=features[split], ks=KS
         ) | {"split": split, "n_candidate_images": len(packed)}
         metrics[f"chance/{split}"] = chance_recall(packed)
+        metrics[f"hubness/{split}"] = text_to_image_hubness(model, tokenizer, packed, k=HUB_K,
+                                                            image_features=features[split])
+        metrics[f"hubness_random/{split}"] = random_hubness(metrics[f"hubness/{split}"]["queries"], len(packed))
 
     queries = QUERIES[spec["corpus"]]
     train = load_packed(corpus / "packed" / f"train_{size}.npz")
@@ -198,7 +215,7 @@ def run(profile: str, seed: int, workdir: Path, results_root: Path | None = None
     }
     run_dir = Path(workdir) / clip_small.NAME / profile / f"seed{seed}"
     config = {"corpus": spec["corpus"], "clip_small_run": str(run_dir), "model": train_config.model,
-              "data_size": size, "ks": list(KS), "top": TOP,
+              "data_size": size, "ks": list(KS), "top": TOP, "hubness_k": HUB_K,
               "queries": [list(q) for q in queries], "images_per_split": IMAGES_PER_SPLIT}
     json.dumps(metrics)  # fail here, not half-way through writing, if anything is not JSON
     return write_result(NAME, profile, seed, config, metrics, time.time() - start, None, results_root)
