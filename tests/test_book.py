@@ -105,11 +105,19 @@ def test_every_cited_key_is_in_the_bibliography() -> None:
 
 
 def test_ci_text_and_signed_over_seeds() -> None:
-    assert book.ci_text([0.1, 0.2, 0.3]) == book.fmt_ci(book.mean_ci([0.1, 0.2, 0.3]))
+    from repro.stats import accuracy_interval, difference_interval
+
+    acc = accuracy_interval([0.1, 0.2, 0.3])
+    text = f"20.0 [{100 * acc['low']:.1f}, {100 * acc['high']:.1f}]"
+    assert book.ci_text([0.1, 0.2, 0.3]) == book.fmt_ci(acc) == text
+    assert 0 < acc["low"] < 0.1 and book.ci_text([0.001, 0.01, 0.002]).split("[")[1][0] != "-"  # never below 0
     assert book.signed([0.012]) == "+1.2"
-    stats = book.mean_ci([0.01, 0.02, 0.03])
-    assert book.signed([0.01, 0.02, 0.03]) == f"+2.0 ± {100 * stats['ci95']:.1f}" == book.signed(stats)
-    assert book.signed([-0.5, -0.5], scale=1, digits=2) == "-0.50 ± 0.00"
+    diff = difference_interval([0.01, 0.02, 0.03])
+    assert book.signed([0.01, 0.02, 0.03]) == f"+2.0 [{100 * diff['low']:.1f}, {100 * diff['high']:.1f}]" \
+        == book.signed(diff)
+    stats = book.mean_ci([0.01, 0.02, 0.03])  # mean_ci's stats still print as mean ± half-width
+    assert book.signed(stats) == f"+2.0 ± {100 * stats['ci95']:.1f}"
+    assert book.signed([-0.5, -0.5], scale=1, digits=2) == "-0.50 [-0.50, -0.50]"
 
 
 def test_compare_results_pairs_suites_by_name() -> None:
@@ -135,7 +143,7 @@ def test_zero_shot_table_orders_kinds_and_reads_name_occurrence() -> None:
     df = book.zero_shot_table(book.ExperimentResults("x", "cpu", records, Path(".")), names)
     assert list(df["suite"]) == ["e/named", "e/val", "e/zeroshot"]
     assert list(df["named in training (%)"].fillna(-1)) == [100, -1, 0]
-    assert df["top-1 (%)"].iloc[0] == "50.0 ± 0.0" and df["chance (%)"].iloc[0] == 10.0
+    assert df["top-1 (%)"].iloc[0] == "50.0 [50.0, 50.0]" and df["chance (%)"].iloc[0] == 10.0
     assert df["top-1 (%)"].iloc[1] == book.ci_text([0.5, 0.7])
 
 

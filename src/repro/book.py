@@ -71,6 +71,19 @@ class ExperimentResults:
         """Mean and 95% CI over seeds of one metric (`repro.experiments.results.mean_ci`)."""
         return mean_ci(self.values(path))
 
+    def accuracy(self, path: str) -> dict:
+        """Mean of an accuracy over seeds with a 95% interval inside [0, 1] (`repro.stats.accuracy_interval`)."""
+        from .stats import accuracy_interval
+
+        return accuracy_interval(self.values(path))
+
+    def difference(self, a: str, b: str) -> dict:
+        """Mean of the per-seed difference of two metrics (a − b, paired over seeds) with its t interval
+        (`repro.stats.difference_interval`)."""
+        from .stats import difference_interval
+
+        return difference_interval([x - y for x, y in zip(self.values(a), self.values(b), strict=True)])
+
     def suite_facts(self) -> dict[str, dict]:
         """Split, label, class count and chance level of every suite, keyed by name, without the corpus: as the
         result files recorded them (`repro.experiments.common.suite_facts`), or, for files written before they
@@ -148,7 +161,12 @@ def experiment_results(name: str, results_root: str | os.PathLike | None = None,
 
 
 def fmt_ci(stats: dict, scale: float = 100.0, digits: int = 1) -> str:
-    """"mean ± ci95" (scaled, e.g. to percent); just the mean for one seed."""
+    """"mean [low, high]" for an interval of `repro.stats` (e.g. `ExperimentResults.accuracy`), "mean ± ci95" for
+    `mean_ci`'s stats (scaled, e.g. to percent); just the mean for one seed."""
+    if "low" in stats:
+        from .stats import interval_text
+
+        return interval_text(stats, scale, digits)
     mean = stats["mean"] * scale
     if stats.get("n", 0) < 2 or not math.isfinite(stats.get("ci95", math.nan)):
         return f"{mean:.{digits}f}"
@@ -156,14 +174,21 @@ def fmt_ci(stats: dict, scale: float = 100.0, digits: int = 1) -> str:
 
 
 def ci_text(values: Sequence[float], scale: float = 100.0, digits: int = 1) -> str:
-    """"mean ± ci95" over seeds of per-seed `values` (`mean_ci`, then `fmt_ci`)."""
-    return fmt_ci(mean_ci([float(v) for v in values]), scale, digits)
+    """"mean [low, high]" over seeds of per-seed accuracies `values` (an interval inside [0, 1]:
+    `repro.stats.accuracy_interval`)."""
+    from .stats import accuracy_interval, interval_text
+
+    return interval_text(accuracy_interval([float(v) for v in values]), scale, digits)
 
 
 def signed(values: Sequence[float] | dict, scale: float = 100.0, digits: int = 1) -> str:
-    """A difference over seeds with its sign and 95% CI, "+1.2 ± 0.8" (just "+1.2" for one seed), from per-seed
-    `values` or from `mean_ci`'s stats."""
-    stats = values if isinstance(values, dict) else mean_ci([float(v) for v in values])
+    """A difference over seeds with its sign and 95% interval, "+1.2 [0.4, 2.0]" (just "+1.2" for one seed), from
+    per-seed `values` (`repro.stats.difference_interval`) or from such stats (or `mean_ci`'s: "+1.2 ± 0.8")."""
+    from .stats import difference_interval, interval_text
+
+    stats = values if isinstance(values, dict) else difference_interval([float(v) for v in values])
+    if "low" in stats:
+        return interval_text(stats, scale, digits, signed=True)
     mean = stats["mean"] * scale
     if stats.get("n", 0) < 2 or not math.isfinite(stats.get("ci95", math.nan)):
         return f"{mean:+.{digits}f}"

@@ -168,7 +168,7 @@ def verdict(effect: dict, paper_effect: float | None, mde: float,
                                       and math.isfinite(effect.get("high", math.nan))):
         return Verdict("inconclusive", "inconclusive: one seed, no interval")
     low, high = sorted((effect["low"] * direction, effect["high"] * direction))
-    detect = f"smallest detectable effect {mde * scale:.2g} {unit}"
+    detect = f"smallest detectable effect {mde * scale:.2g} {unit}".rstrip()
     if low > 0:
         return Verdict("reproduced", "reproduced: the interval excludes no effect")
     if high < 0:
