@@ -1,6 +1,8 @@
 """The `adaptation` experiment (zero-shot vs linear probe vs LoRA vs full fine-tuning) end to end at the smoke
 profile: the result schema, accuracies that are fractions, trainable parameters ordered zero-shot < probe < LoRA <
-full, zero-shot numbers equal to a direct `zeroshot_eval`, and the robustness summary computed from them."""
+full, zero-shot numbers equal to a direct `zeroshot_eval`, and the robustness summary computed from them; and its
+few-shot axis (probe, CoOp, CLIP-Adapter at each k): finite accuracies on every split, trainable parameters as the
+modules count them, and selection data that are labelled training rows, disjoint from the k-shot samples."""
 
 from __future__ import annotations
 
@@ -12,11 +14,14 @@ import torch
 from conftest import smoke_experiment
 
 from repro.evaluate.runner import SplitCache
-from repro.evaluate.shift import shift_task
+from repro.evaluate.shift import shift_task, training_rows
 from repro.evaluate.zeroshot import zeroshot_eval
-from repro.experiments import adaptation, get
+from repro.experiments import adaptation, clip_small, get
+from repro.experiments.adaptation_fewshot import FEW_SHOT_METHODS
 from repro.experiments.common import trained_clip
+from repro.feature_adapter import CLIPAdapter
 from repro.models.naming import effective_config
+from repro.prompt_tuning import PromptLearner
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +34,12 @@ def smoke_run(tmp_path_factory):
 def test_registered_with_the_profiles_of_clip_small() -> None:
     assert get("adaptation") is adaptation
     assert {p: s["seeds"] for p, s in adaptation.PROFILES.items()} == {"smoke": 1, "cpu": 3, "gpu": 3}
-    for spec in adaptation.PROFILES.values():
+    for profile, spec in adaptation.PROFILES.items():
         assert min(spec["lora"]["lr_grid"]) > min(spec["full_ft"]["lr_grid"])
+        assert spec["corpus"] == clip_small.PROFILES[profile]["corpus"]  # the headline model's corpus
+    for profile in ("cpu", "gpu"):
+        assert adaptation.PROFILES[profile]["prefix"] == "emoji-subcategory/"
+        assert tuple(adaptation.PROFILES[profile]["shots"]) == (1, 2, 4, 8, 16)
 
 
 def test_schema_and_accuracies(smoke_run) -> None:
@@ -100,3 +109,62 @@ def test_classification_loss_is_clips_head() -> None:
     logits_per_image, _ = model(images, prompts)
     assert loss.item() == pytest.approx(torch.nn.functional.cross_entropy(logits_per_image, labels).item(), rel=1e-5)
     assert accuracy.item() == pytest.approx((logits_per_image.argmax(1) == labels).float().mean().item())
+
+
+def test_few_shot_axis(smoke_run) -> None:
+    """Every few-shot method at every k: finite accuracies on every split, the summary of `summarize`, trainable
+    parameters as the modules count them, selection records, and wall times."""
+    record = smoke_run["record"]
+    metrics, spec = record["metrics"], adaptation.PROFILES["smoke"]
+    task, few = metrics["task"], metrics["few_shot"]
+    assert few["shots"] == list(spec["shots"]) and few["views"] == spec["views"]
+    assert list(few["methods"]) == list(FEW_SHOT_METHODS)
+    embed = effective_config(record["config"]["clip_small"]).embed_dim
+    model, tokenizer, _ = trained_clip("smoke", 0, smoke_run["root"] / "runs")
+    learner = PromptLearner(model, tokenizer, ["a", "b"], spec["coop"]["n_ctx"])
+    adapter = CLIPAdapter(embed, spec["clip_adapter"]["reduction"])
+    expected = {"coop": sum(p.numel() for p in learner.parameters()),
+                "clip_adapter": sum(p.numel() for p in adapter.parameters())}
+    assert expected == {"coop": spec["coop"]["n_ctx"] * model.transformer.width,
+                        "clip_adapter": 2 * embed * embed // spec["clip_adapter"]["reduction"]}
+    for method, by_k in few["methods"].items():
+        assert list(by_k) == [str(k) for k in spec["shots"]], method
+        for k, entry in by_k.items():
+            assert set(entry["top1"]) == set(task["splits"]), (method, k)
+            assert all(math.isfinite(a) and 0.0 <= a <= 1.0 for a in entry["top1"].values()), (method, k)
+            assert entry["in_distribution"] == entry["top1"][task["in_distribution"]]
+            assert entry["drop"] == pytest.approx(entry["in_distribution"] - entry["held_out_styles"])
+            assert entry["n_train"] == len(few["shot_rows"][k]) and entry["wall_time_s"] > 0
+            assert 0.0 <= entry["val_top1"] <= 1.0
+            if method == "linear_probe":
+                assert entry["trainable_params"] == embed * task["n_classes"] + task["n_classes"]
+            else:
+                assert entry["trainable_params"] == expected[method]
+                assert math.isfinite(entry["train"]["final_loss"])
+                assert entry["train"]["steps"] == spec[method]["steps"]
+    coop = few["methods"]["coop"]["1"]
+    assert coop["lr"] in spec["coop"]["lr_grid"] and len(coop["selection"]) == len(spec["coop"]["lr_grid"])
+    chosen = few["methods"]["clip_adapter"]["1"]
+    assert chosen["alpha"] in spec["clip_adapter"]["alpha_grid"]
+    assert len(chosen["selection"]) == len(spec["clip_adapter"]["alpha_grid"]) * len(spec["clip_adapter"]["lr_grid"])
+
+
+def test_few_shot_selection_uses_training_rows_only(smoke_run) -> None:
+    """The selection set and the k-shot samples are rows of the labelled training split (never an evaluation
+    split), disjoint, stratified: at most k images per class, the smaller samples inside the larger."""
+    metrics, spec = smoke_run["record"]["metrics"], adaptation.PROFILES["smoke"]
+    few = metrics["few_shot"]
+    task = shift_task(smoke_run["corpus"], spec["prefix"])
+    config = trained_clip("smoke", 0, smoke_run["root"] / "runs")[2]
+    _, rows, y = training_rows(task, smoke_run["corpus"], config.data_size)
+    label = dict(zip(rows.tolist(), y.tolist(), strict=True))
+    assert few["split"] == "train" and "train" not in task.splits
+    selection = set(few["selection_rows"])
+    assert selection and selection <= set(label)
+    previous: set[int] = set()
+    for k in spec["shots"]:
+        shot = few["shot_rows"][str(k)]
+        assert set(shot) <= set(label) and not set(shot) & selection
+        assert max(np.bincount([label[r] for r in shot])) <= k
+        assert previous <= set(shot)
+        previous = set(shot)

@@ -7,9 +7,9 @@ fitting a logistic-regression classifier to ImageNet raises ImageNet accuracy bu
 LoRA (Hu et al., 2021) are not in the paper; they are the two common ways to adapt CLIP further, and this
 experiment asks the same robustness question of them.
 
-The task (`repro.evaluate.shift.shift_task`): one C-way classification (the 98 emoji subcategories on the full
-corpus) posed on every split — `val` (in-distribution), `zeroshot` (unseen concepts in the training styles) and the
-held-out art styles — with its labelled training images (`training_rows`: the corpus's `train` split, the pictures
+The task (`repro.evaluate.shift.shift_task`): one C-way classification (the emoji subcategories of the headline
+model's corpus) posed on every split — `val` (in-distribution), the unseen-concept splits and the held-out art
+styles — with its labelled training images (`training_rows`: the corpus's `train` split, the pictures
 CLIP was pre-trained on, now with their labels). Each seed k starts from `clip_small` seed k:
 
 - **zero-shot**: the prompt-ensemble classifier (`zeroshot_eval` with `task.suite(split)`), 0 trainable parameters;
@@ -20,6 +20,10 @@ CLIP was pre-trained on, now with their labels). Each seed k starts from `clip_s
   logit_scale · cos(image, class text), cross-entropy on the labels, AdamW with warmup + cosine, the random square
   crop of pre-training as the only augmentation; evaluated exactly as zero-shot is, with the fine-tuned encoders
   writing the prompt-ensemble classifier.
+
+The few-shot axis (`adaptation_fewshot`): the linear probe, CoOp prompt tuning (Zhou et al., 2022) and
+CLIP-Adapter (Gao et al., 2021) at k = 1, 2, 4, 8, 16 labelled training images per class, their hyper-parameters
+chosen on held-out training images; zero-shot is the k = 0 point. LoRA and full fine-tuning use all labelled images.
 """
 
 from __future__ import annotations
@@ -46,8 +50,9 @@ from ..evaluate.shift import ShiftTask, shift_task, training_rows
 from ..evaluate.zeroshot import zeroshot_classifier, zeroshot_eval
 from ..train import lr_lambda, param_groups
 from . import clip_small
+from .adaptation_fewshot import FEW_SHOT_METHODS, few_shot_axis
 from .common import limited_threads, trained_clip_with_corpus
-from .fewshot import probe_task
+from .fewshot import SHOTS, probe_task
 from .results import write_result
 
 NAME = "adaptation"
@@ -56,33 +61,61 @@ METHODS = ("zeroshot", "linear_probe", "lora", "full_ft")
 
 HELD_OUT_STYLE = "held-out style"
 
-#: Sizes per profile (the code is the same). `steps` × `batch_size` images per fine-tuning run (cpu: 400 × 64 ≈
-#: 4 passes over the 6,388 labelled images, about 1.5 min per method per seed on one core). Learning rates are
-#: chosen per method and seed from `lr_grid` on held-out *training* images, as the probe's C is: each rate trains
-#: `select_steps` steps on the other 80% of the labelled images, and the rate with the best accuracy on the held-out
-#: 20% is used for the real run on all of them (no evaluation split is looked at). The grids: full fine-tuning
-#: moves every pre-trained weight, so its rates lie at and below pre-training's 1e-3; LoRA's factors start at B = 0
-#: and only add a low-rank update, so its grid is 10× higher (LoRA is usually trained at larger rates). Both learn
-#: the temperature as in pre-training. `probe_max_iter`: L-BFGS iterations per probe fit (the paper: 1,000).
+#: Sizes per profile (the code is the same). `corpus` is the headline model's (`clip_small`). `steps` ×
+#: `batch_size` images per fine-tuning run. Learning rates are chosen per method and seed from `lr_grid` on held-out
+#: *training* images, as the probe's C is: each rate trains `select_steps` steps on the other 80% of the labelled
+#: images, and the rate with the best accuracy on the held-out 20% is used for the real run on all of them (no
+#: evaluation split is looked at). The grids: full fine-tuning moves every pre-trained weight, so its rates lie at
+#: and below pre-training's 1e-3; LoRA's factors start at B = 0 and only add a low-rank update, so its grid is 10×
+#: higher. Both learn the temperature as in pre-training. LoRA adapts the Transformer blocks of `towers`; a ResNet
+#: image encoder (the cpu and gpu headline models) has none, so there only the text tower is adapted (recorded as
+#: `towers`). `probe_max_iter`: L-BFGS iterations per probe fit (the paper: 1,000).
+#: Few-shot axis (`adaptation_fewshot`): `shots` per class, selection on a `holdout` of the training rows; `views`
+#: cached feature views (1 plain + random crops). `coop`: M = `n_ctx` context vectors, AdamW with warmup + cosine
+#: for a fixed `steps` of `batch_size` (CoOp: SGD 0.002, cosine, 200 epochs at 16 shots — our features are cached,
+#: so steps are cheap and the rate is chosen from `lr_grid`); `clip_adapter`: r = `reduction`, α and the rate from
+#: `alpha_grid` × `lr_grid`, same schedule.
+#: Time (cpu, one seed, all methods; ceiling ~12 min): about 4 minutes on 2 quiet cores, ~9 on 1 thread of a busy one.
+#: Basis: the smoke run (10–13 s: zero-shot 0.1, probe 2, LoRA 1, full FT 0.9, every few-shot fit < 0.2 s)
+#: checks the code path only; the estimate is per-step timings of the headline's shapes (RN 16, 3 × 64 text,
+#: random weights, 98 classes) on 1 thread of a busy machine, scaled by that machine's pre-training step (375 ms
+#: at batch 256) against clip_small's 168 ms on 2 quiet cores: full FT 57 ms and text-only LoRA 32 ms per step
+#: of 64 (1,000 steps each with selection: ~1 and ~0.6 min), the full probe ≤ 48 s (the earlier cpu run's), k-shot
+#: probes ~3 s per seed, CoOp 6.5 ms per step (3 rates × 400 steps × 5 k: ~40 s), CLIP-Adapter < 1 ms per step.
 PROFILES = {
     "smoke": {"corpus": "smoke", "seeds": 1, "prefix": "smoke-category/", "steps": 12, "batch_size": 32,
               "warmup_steps": 2, "min_crop_scale": 0.5, "log_every": 2, "probe_max_iter": 100,
               "select_steps": 4, "holdout": 0.2,
               "full_ft": {"lr_grid": (3e-4, 1e-3), "weight_decay": 0.1},
               "lora": {"lr_grid": (3e-3, 1e-2), "weight_decay": 0.0, "rank": 4, "alpha": 8, "towers": ("image", "text"),
-                       "last_blocks": None}},
-    "cpu": {"corpus": "full", "seeds": 3, "prefix": "emoji-subcategory/", "steps": 400, "batch_size": 64,
-            "warmup_steps": 40, "min_crop_scale": 0.5, "log_every": 10, "probe_max_iter": 100,
+                       "last_blocks": None},
+              "shots": (1, 2), "views": 2, "few_shot_methods": FEW_SHOT_METHODS,
+              "coop": {"n_ctx": 4, "lr_grid": (2e-3, 2e-2), "steps": 10, "batch_size": 16, "warmup_steps": 2,
+                       "weight_decay": 0.0},
+              "clip_adapter": {"reduction": 4, "alpha_grid": (0.2, 0.5), "lr_grid": (1e-3,), "steps": 10,
+                               "batch_size": 16, "warmup_steps": 2, "weight_decay": 0.0}},
+    "cpu": {"corpus": clip_small.PROFILES["cpu"]["corpus"], "seeds": 3, "prefix": "emoji-subcategory/", "steps": 400,
+            "batch_size": 64, "warmup_steps": 40, "min_crop_scale": 0.5, "log_every": 10, "probe_max_iter": 100,
             "select_steps": 150, "holdout": 0.2,
             "full_ft": {"lr_grid": (1e-4, 3e-4, 1e-3, 3e-3), "weight_decay": 0.1},
             "lora": {"lr_grid": (1e-3, 3e-3, 1e-2, 3e-2), "weight_decay": 0.0, "rank": 4, "alpha": 8,
-                     "towers": ("image", "text"), "last_blocks": None}},
-    "gpu": {"corpus": "full", "seeds": 3, "prefix": "emoji-subcategory/", "steps": 3000, "batch_size": 256,
-            "warmup_steps": 200, "min_crop_scale": 0.5, "log_every": 20, "probe_max_iter": 1000,
+                     "towers": ("image", "text"), "last_blocks": None},
+            "shots": SHOTS, "views": 4, "few_shot_methods": FEW_SHOT_METHODS,
+            "coop": {"n_ctx": 4, "lr_grid": (1e-3, 3e-3, 1e-2), "steps": 400, "batch_size": 32, "warmup_steps": 20,
+                     "weight_decay": 0.0},
+            "clip_adapter": {"reduction": 4, "alpha_grid": (0.2, 0.5), "lr_grid": (1e-3, 1e-2), "steps": 400,
+                             "batch_size": 32, "warmup_steps": 20, "weight_decay": 0.0}},
+    "gpu": {"corpus": clip_small.PROFILES["gpu"]["corpus"], "seeds": 3, "prefix": "emoji-subcategory/", "steps": 3000,
+            "batch_size": 256, "warmup_steps": 200, "min_crop_scale": 0.5, "log_every": 20, "probe_max_iter": 1000,
             "select_steps": 500, "holdout": 0.2,
             "full_ft": {"lr_grid": (3e-5, 1e-4, 3e-4), "weight_decay": 0.1},
             "lora": {"lr_grid": (3e-4, 1e-3, 3e-3), "weight_decay": 0.0, "rank": 8, "alpha": 16,
-                     "towers": ("image", "text"), "last_blocks": None}},
+                     "towers": ("image", "text"), "last_blocks": None},
+            "shots": SHOTS, "views": 8, "few_shot_methods": FEW_SHOT_METHODS,
+            "coop": {"n_ctx": 16, "lr_grid": (1e-3, 3e-3, 1e-2), "steps": 1000, "batch_size": 32,
+                     "warmup_steps": 50, "weight_decay": 0.0},
+            "clip_adapter": {"reduction": 4, "alpha_grid": (0.2, 0.5), "lr_grid": (1e-3, 1e-2), "steps": 1000,
+                             "batch_size": 32, "warmup_steps": 50, "weight_decay": 0.0}},
 }
 assert {p: s["seeds"] for p, s in PROFILES.items()} == {p: s["seeds"] for p, s in clip_small.PROFILES.items()}
 
@@ -182,17 +215,21 @@ def _zero_shot_top1(model, tokenizer, cache, task: ShiftTask, reuse_features: bo
     return out
 
 
-def _linear_probe(model, cache, task: ShiftTask, train_images: np.ndarray, train_y: np.ndarray, seed: int,
-                  max_iter: int) -> dict:
+def _linear_probe(train_x: torch.Tensor, train_y: np.ndarray, tests: dict, seed: int, max_iter: int) -> dict:
     """The paper's linear probe (§3.2, appendix A.3) on frozen normalised image features, scored on every split."""
-    pool_x = encode_images(model, train_images).numpy()
-    tests = {split: (cache.features(split).numpy(), task.labels(cache.split(split), split)) for split in task.splits}
+    pool_x = train_x.numpy()
+    tests = {split: (x.numpy(), y) for split, (x, y) in tests.items()}
     with limited_threads(1):
         probes = probe_task(pool_x, train_y, tests, shots=(), draws=0, seed=seed, max_iter=max_iter)
     n_classes, dim = len(np.unique(train_y)), pool_x.shape[1]
-    return {"top1": {split: probes[split]["linear_probe"] for split in task.splits},
+    return {"top1": {split: probes[split]["linear_probe"] for split in tests},
             "trainable_params": dim * n_classes + n_classes, "C": probes["_probe"]["C"],
             "val_top1": probes["_probe"]["val_top1"], "n_fits": probes["_probe"]["n_fits"]}
+
+
+def lora_towers(model, towers: Sequence[str]) -> tuple[str, ...]:
+    """The towers of `towers` that have Transformer blocks for LoRA: the image tower only when it is a ViT."""
+    return tuple(t for t in towers if t != "image" or model.config.is_vit)
 
 
 def _prepare(method: str, base, spec: dict, seed: int) -> tuple[torch.nn.Module, dict]:
@@ -200,10 +237,12 @@ def _prepare(method: str, base, spec: dict, seed: int) -> tuple[torch.nn.Module,
     model = copy.deepcopy(base)
     settings = spec[method]
     if method == "lora":
-        names = lora_lib.add_lora(model, rank=settings["rank"], alpha=settings["alpha"], towers=settings["towers"],
+        towers = lora_towers(model, settings["towers"])
+        names = lora_lib.add_lora(model, rank=settings["rank"], alpha=settings["alpha"], towers=towers,
                                   last_blocks=settings["last_blocks"], seed=seed)
         model.logit_scale.requires_grad_(True)  # the temperature is learned, as in pre-training and full FT
         return model, {"adapted_weights": len(names), "rank": settings["rank"], "alpha": settings["alpha"],
+                       "towers": list(towers),
                        "lora_params": lora_lib.lora_parameter_count(model, settings["rank"], names)}
     model.requires_grad_(True)
     return model, {}
@@ -253,7 +292,8 @@ def _adapt(method: str, base, tokenizer, cache, task: ShiftTask, images: torch.T
 
 
 def run(profile: str, seed: int, workdir: Path, results_root: Path | None = None) -> Path:
-    """Zero-shot, linear probe, LoRA and full fine-tuning of one seed's `clip_small` on the profile's shift task."""
+    """Zero-shot, linear probe, LoRA and full fine-tuning of one seed's `clip_small` on the profile's shift task,
+    and the few-shot axis (probe, CoOp, CLIP-Adapter at each k of `shots`; `adaptation_fewshot.few_shot_axis`)."""
     spec = PROFILES[profile]
     start = time.time()
     model, tokenizer, config, corpus, cache = trained_clip_with_corpus(profile, seed, workdir, results_root)
@@ -270,8 +310,18 @@ def run(profile: str, seed: int, workdir: Path, results_root: Path | None = None
     methods["zeroshot"] = {"trainable_params": 0, "top1": top1, **summarize(top1, task),
                            "logit_scale": float(model.logit_scale.detach().exp()), "wall_time_s": time.time() - t0}
     t0 = time.time()
-    probe = _linear_probe(model, cache, task, train_images, y, seed, spec["probe_max_iter"])
+    train_x = encode_images(model, train_images)
+    tests = {split: (cache.features(split), task.labels(cache.split(split), split)) for split in task.splits}
+    probe = _linear_probe(train_x, y, tests, seed, spec["probe_max_iter"])
     methods["linear_probe"] = probe | summarize(probe["top1"], task) | {"wall_time_s": time.time() - t0}
+    few_shot = few_shot_axis(model, tokenizer, task, train_images, y, train_x, tests, spec, seed)  # minutes at most
+    for by_k in few_shot["methods"].values():
+        for entry in by_k.values():
+            entry |= summarize(entry["top1"], task)
+    # stored as rows of the packed training split (what the selection and the k-shot samples are drawn from)
+    few_shot["split"] = "train"
+    few_shot["selection_rows"] = rows[few_shot["selection_rows"]].tolist()
+    few_shot["shot_rows"] = {k: rows[r].tolist() for k, r in few_shot["shot_rows"].items()}
     images, labels = torch.from_numpy(np.ascontiguousarray(train_images)), torch.from_numpy(y)
     for method in ("lora", "full_ft"):
         t0 = time.time()
@@ -285,9 +335,10 @@ def run(profile: str, seed: int, workdir: Path, results_root: Path | None = None
                  "train_per_class": {"min": int(np.bincount(y).min()), "max": int(np.bincount(y).max())}},
         "base_params": sum(p.numel() for p in model.parameters()),
         "methods": methods,
+        "few_shot": {"shots": list(spec["shots"])} | few_shot,
     }
     settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in spec.items()}
-    for method in ("lora", "full_ft"):
+    for method in ("lora", "full_ft", "coop", "clip_adapter"):
         settings[method] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in spec[method].items()}
     settings |= {
         "methods": list(METHODS),
@@ -296,6 +347,9 @@ def run(profile: str, seed: int, workdir: Path, results_root: Path | None = None
         "probe": "L2 multinomial logistic regression, L-BFGS, C by the paper's search on a 20% stratified "
                  "validation part of the training images, refitted on all (repro.evaluate.probe)",
         "lora_targets": list(lora_lib.TARGETS),
+        "few_shot": "k labelled training images per class (probe.sample_shots, draw 0 of the seed) from the "
+                    "training rows outside a stratified `holdout` selection set; the probe's C, CoOp's lr and "
+                    "CLIP-Adapter's alpha and lr chosen by top-1 on that set (repro.experiments.adaptation_fewshot)",
     }
     return write_result(NAME, profile, seed, {"clip_small": asdict(config)} | settings, metrics,
                         time.time() - start, curves, results_root)
