@@ -14,7 +14,7 @@ from repro.evaluate import zeroshot_eval
 from repro.evaluate.objective_zeroshot import objective_zeroshot
 from repro.evaluate.runner import SplitCache, load_suites
 from repro.evaluate.shift import shift_task, training_rows
-from repro.experiments import get, objectives, temperature
+from repro.experiments import get, objectives, objectives_summary, temperature, temperature_summary
 from repro.experiments.common import corpus_for, shared_tokenizer
 from repro.experiments.results import load_results
 from repro.objectives import make_objective
@@ -45,12 +45,18 @@ def test_objectives_result_has_a_curve_per_objective(smoke) -> None:
     assert set(record["metrics"]["objectives"]) == set(objectives.OBJECTIVES)
     for kind, result in record["metrics"]["objectives"].items():
         seen = [r["images_seen"] for r in result["snapshots"]]
-        assert len(seen) == spec["snapshots"] and seen == sorted(seen) and seen[-1] == 12 * 32
+        assert seen == [32 * s for s in objectives.snapshot_steps(12, spec["snapshots"])] == [96, 192, 384]
         for row in result["snapshots"]:
             assert all(0 <= row[s] <= 1 for s in spec["suites"])
         assert record["curves"][kind]["loss"]
     table = record["metrics"]["efficiency"][spec["suites"][0]]
     assert len(table) == 4 * 3
+    assert record["config"]["snapshot_steps"] == [3, 6, 12] and record["config"]["spacing"] == "log2"
+    facts = record["metrics"]["suites"][spec["suites"][0]]
+    assert facts["n"] >= 1 and 0 < facts["chance"] < 1
+    summary = objectives_summary.efficiency_summary([record], spec["suites"][0])
+    assert len(summary) == len(objectives.PAIRS) and set(summary["status"]) <= {
+        "measured", "partly measured", "lower bound", "not reached", "untestable"}
 
 
 def test_sample_efficiency_interpolates_in_log_images() -> None:
@@ -80,6 +86,11 @@ def test_temperature_result_covers_every_setting(smoke) -> None:
             assert np.allclose(temps, expected, rtol=1e-5) and result["final_temperature"] == pytest.approx(expected)
         else:
             assert result["final_logit_scale"] <= 100 + 1e-4 or name == "learnable, unclamped"
+            assert "reached_clip_step" in result and result["max_logit_scale"] >= result["final_logit_scale"]
+    assert record["config"]["select"] == "smoke-category/val" and record["config"]["logit_scale_reach"] > 0
+    table = temperature_summary.summarize([record])
+    assert len(table) == len(settings) * len(record["config"]["suites"])
+    assert len(temperature_summary.learnable_vs_best_fixed([record], record["config"]["score"])) == 1
 
 
 def test_roughness() -> None:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["effective_robustness", "logit", "relative_robustness_gap_reduction", "sigmoid"]
+__all__ = ["effective_robustness", "logit", "relative_robustness_gap_reduction", "sigmoid", "trend_band"]
 
 #: Accuracies are clipped to [EPS, 1 - EPS] before the logit, so 0 % and 100 % stay finite.
 EPS = 1e-3
@@ -96,3 +96,47 @@ def relative_robustness_gap_reduction(in_dist: ArrayLike, shifted: ArrayLike, ba
         "max_reduction": float(finite.max()) if finite.size else float("nan"),
         "mean_reduction": float(finite.mean()) if finite.size else float("nan"),
     }
+
+
+def trend_band(ref_in: ArrayLike, ref_shifted: ArrayLike, at_in: ArrayLike, level: float = 0.95,
+               eps: float = EPS) -> dict:
+    """The logit-linear trend of reference models (as in `effective_robustness`) with its `level` prediction
+    interval at in-distribution accuracies `at_in`: where a further reference model of that in-distribution accuracy
+    would lie under the shift (Taori et al., 2020; paper §3.3, Figure 13's shaded band).
+
+    On the logit scale the least-squares line has residual standard deviation s = sqrt(Σ r² / (n − 2)); at
+    x0 = logit(at_in) the interval is fit(x0) ± t_{n−2} · s · sqrt(1 + 1/n + (x0 − x̄)² / Σ (x − x̄)²), mapped back
+    through `sigmoid`. A model whose shifted accuracy lies above `high` is above the trend beyond its uncertainty.
+    Points of one model's training run (snapshots) are not independent, so the interval is somewhat too narrow when
+    the trend is drawn through a few models' snapshots. Needs 3 or more reference points with 2 or more distinct
+    in-distribution accuracies (`low`, `high` are NaN for exactly 2 points). Returns `predicted`, `low`, `high`
+    (accuracies, arrays like `at_in`), `slope`, `intercept`, `residual_sd` (logit units), `dof`, `t`, `level`.
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    ref_in, ref_shifted = _accuracies(ref_in, "ref_in").ravel(), _accuracies(ref_shifted, "ref_shifted").ravel()
+    at = _accuracies(at_in, "at_in")
+    if len(ref_in) != len(ref_shifted):
+        raise ValueError(f"ref_in ({len(ref_in)}) and ref_shifted ({len(ref_shifted)}) differ in length")
+    x, y = logit(ref_in, eps), logit(ref_shifted, eps)
+    if len(np.unique(x)) < 2:
+        raise ValueError(f"the trend needs reference models with at least 2 distinct in-distribution accuracies, "
+                         f"got {ref_in.tolist()}")
+    slope, intercept = np.polyfit(x, y, 1)
+    x0 = logit(at, eps)
+    centre = slope * x0 + intercept
+    n, dof = len(x), len(x) - 2
+    if dof < 1:
+        nan = np.full_like(centre, np.nan, dtype=np.float64)
+        return {"predicted": sigmoid(centre), "low": nan, "high": nan.copy(), "slope": float(slope),
+                "intercept": float(intercept), "residual_sd": float("nan"), "dof": dof, "t": float("nan"),
+                "level": level}
+    from scipy.stats import t as student_t
+
+    resid = y - (slope * x + intercept)
+    sd = float(np.sqrt(np.sum(resid ** 2) / dof))
+    sxx = float(np.sum((x - x.mean()) ** 2))
+    half = float(student_t.ppf(0.5 + level / 2, dof)) * sd * np.sqrt(1 + 1 / n + (x0 - x.mean()) ** 2 / sxx)
+    return {"predicted": sigmoid(centre), "low": sigmoid(centre - half), "high": sigmoid(centre + half),
+            "slope": float(slope), "intercept": float(intercept), "residual_sd": sd, "dof": dof,
+            "t": float(student_t.ppf(0.5 + level / 2, dof)), "level": level}

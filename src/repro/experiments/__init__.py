@@ -8,7 +8,7 @@ import importlib
 
 EXPERIMENTS = {
     "clip_small": "the default small CLIP trained on the corpus: zero-shot on every suite, retrieval, temperature",
-    "prompts": "zero-shot with the class name alone, one template, and an ensemble of templates (paper Figure 4)",
+    "prompts": "zero-shot with the class name, one template, the ensemble, and templates chosen on validation (Fig. 4)",
     "longtext": "text longer than the context: truncation vs chunk-and-average vs sliding windows in retrieval (§2.4)",
     "fewshot": "zero-shot vs a full linear probe and k-shot probes on the same features (paper Figures 5–7)",
     "limitations": "where zero-shot is weak (§6): real photos vs raw-pixel logistic regression and a CLIP probe",
@@ -17,7 +17,7 @@ EXPERIMENTS = {
     "temperature": "the softmax temperature fixed at six values vs learnable (clamped, unclamped): accuracy, stability",
     "robustness": "supervised ResNets vs zero-shot CLIP under held-out styles: effective robustness (Figures 13–14)",
     "scaling": "zero-shot error vs counted training FLOPs for five ViTs and five modified ResNets (Figure 9)",
-    "adaptation": "adapting CLIP: zero-shot vs linear probe vs LoRA vs full fine-tuning, robustness to held-out styles",
+    "adaptation": "adapting CLIP: zero-shot, probe, CoOp, CLIP-Adapter (1–16 shots), LoRA, fine-tuning; robustness",
 }
 
 

@@ -4,11 +4,14 @@ the full contrastive CLIP — the same image encoder, data, budget and schedule 
 
 The paper (ImageNet zero-shot, ResNet-50 image encoder, 400M pairs): bag-of-words prediction reaches the language
 model's accuracy with 3× fewer images, and the contrastive bag-of-words objective is 4× more efficient again.
-Here each objective is trained on the corpus and scored zero-shot at evenly spaced snapshots with the same prompts;
-`sample_efficiency` turns two curves into the paper's ratio."""
+Here each objective is trained on the corpus and scored zero-shot with the same prompts at snapshots spaced
+log-uniformly in images seen (the axis of Figure 2); `sample_efficiency` turns two curves into the paper's ratio,
+and `objectives_summary` reads it per seed with an interval over seeds."""
 
 from __future__ import annotations
 
+import copy
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -18,10 +21,13 @@ from ..evaluate.objective_zeroshot import objective_zeroshot
 from ..evaluate.runner import SplitCache, load_suites
 from ..tokenizer import Tokenizer
 from ..train import TrainConfig, read_log
+from . import scaling
 from .clip_small import PROFILES as CLIP_PROFILES
-from .common import cached_json, corpus_for, curves_from_log, shared_tokenizer, suite_facts, train_with_snapshots
+from .common import cached_json, corpus_for, curves_from_log, shared_tokenizer, suite_facts, train_run
 from .fewshot import shots_to_match
 from .results import write_result
+
+log = logging.getLogger(__name__)
 
 NAME = "objectives"
 
@@ -32,26 +38,69 @@ OBJECTIVES = {
     "bow-contrastive": "bag-of-words contrastive",
     "clip": "contrastive (CLIP)",
 }
-#: The paper's ratios (Figure 2): (faster, slower) -> how many times fewer images the faster needs.
-PAPER_RATIOS = {("bow-predict", "caption-lm"): 3.0, ("bow-contrastive", "bow-predict"): 4.0}
+#: The paper's ratios (Figure 2): (faster, slower) -> how many times fewer images the faster needs; the third is
+#: the product of the two the paper states ("3× ... a further 4×", §2.3).
+PAPER_RATIOS = {("bow-predict", "caption-lm"): 3.0, ("bow-contrastive", "bow-predict"): 4.0,
+                ("bow-contrastive", "caption-lm"): 12.0}
+#: The (faster, slower) pairs whose efficiency is reported: the paper's, then CLIP against its neighbours.
+PAIRS = (("bow-predict", "caption-lm"), ("bow-contrastive", "bow-predict"), ("bow-contrastive", "caption-lm"),
+         ("clip", "bow-contrastive"), ("clip", "caption-lm"))
 
 #: One template for every objective: prompt ensembling is not the question here, and the language model scores every
 #: (image, prompt) pair, so each extra template multiplies its cost.
 _TEMPLATES = ("an emoji of a {}.",)
 
-#: The same model and tokenizer sizes as clip_small's profile; one epoch at batch 128 on the cpu profile (four runs
-#: per seed must fit a laptop), snapshots at each quarter.
+
+def _rung(size: str) -> dict:
+    """The model fields of one rung of the compute study's ResNet ladder (a copy)."""
+    return copy.deepcopy(scaling.LADDERS["ResNet"][size])
+
+
+#: `snapshots` zero-shot evaluations per run at 2^-k fractions of the budget (`snapshot_steps`), the last at the end.
+#:
+#: cpu: the headline's corpus and recipe (batch 256, lr 1e-3, warm-up a tenth) for 2,600 steps (666k images, 2.5×
+#: the compute study's), on the "RN 8" rung: the caption language model's output layer over the 8,192-token
+#: vocabulary at every caption position costs ~20 GFLOP a step whatever the image encoder, so the headline's RN 16
+#: affords only ~2,200 steps in the budget. Estimate, per step on 2 cores: clip 0.124 s (the compute study's RN 8,
+#: results/scaling/cpu/seed0.json: 1,024 steps of 256 in 127 s); bag-of-words contrastive and prediction 0.72× and
+#: 0.85× of it and the language model ~0.45 s (one-thread timings of a step of each objective on a random batch of
+#: 256, longest caption 24 tokens: 0.72–0.78 s for the language model at RN 4/8, ~1.7× faster on two threads) →
+#: 0.77 s for the four × 2,600 ≈ 2,000 s, plus 8 snapshots (~20 s each for the language model, which scores every
+#: (image, prompt) pair: 935 × 95 on emoji-subcategory/val) and setup ≈ 2,280 s a seed → 3 seeds ≈ 115 minutes.
+#: gpu: the gpu headline's recipe on its corpus with the headline model ("RN 16"), 2,000 steps of 1,024; not sized
+#: from a measurement (no GPU result is committed yet).
 PROFILES = {
-    "smoke": {"corpus": "smoke", "seeds": 1, "snapshots": 2, "templates": ("a {}.",),
+    "smoke": {"corpus": "smoke", "seeds": 1, "snapshots": 3, "templates": ("a {}.",),
               "suites": ("smoke-category/val", "smoke-concept/val"),
               "train": CLIP_PROFILES["smoke"]["train"] | dict(steps=12, warmup_steps=3)},
-    "cpu": {"corpus": "full", "seeds": 3, "snapshots": 4, "templates": _TEMPLATES,
+    "cpu": {"corpus": CLIP_PROFILES["cpu"]["corpus"], "seeds": 3, "snapshots": 8, "templates": _TEMPLATES,
             "suites": ("emoji-subcategory/val", "emoji-category/val"),
-            "train": CLIP_PROFILES["cpu"]["train"] | dict(batch_size=128, epochs=None, steps=282, warmup_steps=30)},
-    "gpu": {"corpus": "full", "seeds": 3, "snapshots": 8, "templates": _TEMPLATES,
+            "train": dict(**_rung("RN 8"), data_size=32, batch_size=256, steps=2600, warmup_steps=260, lr=1e-3)},
+    "gpu": {"corpus": CLIP_PROFILES["gpu"]["corpus"], "seeds": 3, "snapshots": 8, "templates": _TEMPLATES,
             "suites": ("emoji-subcategory/val", "emoji-category/val", "emoji-subcategory/test-fluent-3d"),
-            "train": CLIP_PROFILES["gpu"]["train"] | dict(epochs=None, steps=1000)},
+            "train": dict(**_rung("RN 16"), data_size=32, batch_size=1024, steps=2000, warmup_steps=200, lr=2e-3)},
 }
+
+
+def snapshot_steps(steps: int, snapshots: int) -> list[int]:
+    """`snapshots` steps spaced log-uniformly: steps · 2^-k for k = snapshots − 1 … 0, rounded (at least step 1;
+    duplicates of a short run merged), so the curves are sampled evenly on Figure 2's log axis of images seen."""
+    if steps < 1 or snapshots < 1:
+        raise ValueError(f"need steps >= 1 and snapshots >= 1, got {steps} and {snapshots}")
+    return sorted({max(1, round(steps / 2 ** k)) for k in range(snapshots)})
+
+
+def train_at(config: TrainConfig, at: list[int], evaluate) -> tuple[dict, list[dict]]:
+    """Train `config`, calling `evaluate(objective)` -> dict after each step in `at`; returns the training summary
+    and one row per snapshot {"step", "images_seen", **evaluate(...)} (accuracy against images seen, Figure 2)."""
+    wanted, rows = set(at), []
+
+    def callback(step: int, objective) -> None:
+        if step in wanted:
+            rows.append({"step": step, "images_seen": step * config.batch_size, **evaluate(objective)})
+            log.info("step %d: %s", step, {k: v for k, v in rows[-1].items() if isinstance(v, float)})
+
+    return train_run(config, callback=callback), rows
 
 
 def sample_efficiency(images_seen: Sequence[int], faster: Sequence[float], slower_final: float) -> dict:
@@ -82,8 +131,12 @@ def run(profile: str, seed: int, workdir: Path, results_root: Path | None = None
     base = TrainConfig(corpus_dir=str(corpus), seed=seed, **spec["train"])
     tokenizer_path = shared_tokenizer(corpus, base.clip_config().vocab_size, Path(workdir), size=base.data_size)
     splits = SplitCache(None, corpus, base.data_size)
+    at = snapshot_steps(base.steps, spec["snapshots"])
     start = time.time()
-    metrics: dict = {"objectives": {}, "suites": suite_facts(suites[name] for name in spec["suites"])}
+    facts = suite_facts(suites[name] for name in spec["suites"])
+    for name in spec["suites"]:  # the images each accuracy is over, for intervals on one seed
+        facts[name]["n"] = len(splits.split(suites[name].split))
+    metrics: dict = {"objectives": {}, "suites": facts}
     curves: dict = {}
     for kind in OBJECTIVES:
         config = TrainConfig.from_dict(asdict(base) | {
@@ -97,17 +150,19 @@ def run(profile: str, seed: int, workdir: Path, results_root: Path | None = None
                                              context, spec["templates"])["top1"] for name in spec["suites"]}
 
         def trained(config=config, evaluate=evaluate) -> dict:
-            summary, snapshots = train_with_snapshots(config, spec["snapshots"], evaluate)
+            summary, snapshots = train_at(config, at, evaluate)
             return {"snapshots": snapshots, "img_s": summary["img_s"], "train_wall_time_s": summary["wall_time_s"],
                     "final_loss": summary["final"]}
 
-        # a finished objective is not retrained when the experiment is run again
-        metrics["objectives"][kind] = cached_json(Path(config.out_dir) / "snapshots.json", asdict(config), trained)
+        # a finished objective is not retrained when the experiment is run again with the same plan
+        key = {"config": asdict(config), "snapshot_steps": at, "suites": list(spec["suites"]),
+               "templates": list(spec["templates"])}
+        metrics["objectives"][kind] = cached_json(Path(config.out_dir) / "snapshots.json", key, trained)
         curves[kind] = curves_from_log(read_log(Path(config.out_dir) / "metrics.jsonl"), ("loss",))
     metrics["efficiency"] = efficiency_table(metrics["objectives"], spec["suites"])
     settings = {"train": asdict(base) | {"tokenizer": tokenizer_path}, "corpus": spec["corpus"],
-                "snapshots": spec["snapshots"], "templates": list(spec["templates"]), "suites": list(spec["suites"]),
-                "objectives": OBJECTIVES}
+                "snapshots": spec["snapshots"], "snapshot_steps": at, "spacing": "log2",
+                "templates": list(spec["templates"]), "suites": list(spec["suites"]), "objectives": OBJECTIVES}
     return write_result(NAME, profile, seed, settings, metrics, time.time() - start, curves, results_root)
 
 

@@ -1,80 +1,124 @@
 """Robustness to distribution shift (Radford et al., 2021, §3.3, Figures 13–14, and the supervised half of Figure 5)
-in miniature.
+in miniature, with Fang et al.'s (2022) ablation of where CLIP's robustness comes from.
 
-The task (`repro.evaluate.shift.shift_task`) is one C-way classification — the emoji subcategories of the full
-corpus (98 classes) — posed on several splits: `val` (held-out images of the training styles: our "ImageNet"),
-`zeroshot` (concepts never seen in training, in the training styles) and three art styles held out of training
-(our "natural distribution shifts"). On it we compare
+The task (`repro.evaluate.shift.shift_task`) is one C-way classification — the emoji subcategories of the corpus
+(98 classes) — posed on several splits: `val` (held-out images of the training styles: our "ImageNet"), unseen
+concepts in those styles, three emoji art styles held out of training and three Iconify icon sets never trained on
+(our "natural distribution shifts"; the icon pictures are labelled by concept, and those named exactly like an emoji
+concept get that concept's subcategory: `repro.evaluate.shift.relabel_by_concept`). On it we compare
 
-* supervised torchvision-layout ResNets trained with cross-entropy on the task's labelled training images (the
-  paper's ImageNet ResNet-101): the headline ResNet-101 per seed, and a ResNet-18 and a ResNet-50 trained once (seed
+* supervised torchvision-layout ResNets trained with cross-entropy on the task's labelled training pictures (the
+  paper's ImageNet models): the headline ResNet-101 per seed, and a ResNet-18 and a ResNet-50 trained once (seed
   `reference_seed`, shared by every seed's result) so that the supervised models span a range of in-distribution
-  accuracies; each model is evaluated at several snapshots of its schedule (`snapshots`, fractions of the steps);
-* zero-shot CLIP (the seed's `clip_small` model with the task's prompt ensemble);
-* a logistic-regression head fitted on CLIP's image features of the same labelled training images (Figure 14:
+  accuracies; each is evaluated at several snapshots of its schedule (`snapshots`, fractions of the steps);
+* the *diverse* zero-shot CLIP: the seed's headline `clip_small`, trained on the whole corpus, with the task's
+  prompt ensemble;
+* the *narrow* zero-shot CLIP (Fang et al., 2022; `robustness_narrow`): the same recipe trained on exactly the
+  supervised models' pictures, with their captions instead of their labels — does language supervision alone make
+  a model robust, or does the data's diversity?
+* a logistic-regression head fitted on the diverse CLIP's features of the labelled training pictures (Figure 14:
   "adapting to ImageNet");
 
-and compute effective robustness (`repro.evaluate.robustness`, Taori et al., 2020): accuracy under a shift above
-the logit-linear trend of all supervised snapshots (ResNet-18/50 and the seed's ResNet-101). Figure 5's supervised
-half is a linear probe on the ResNet-101's penultimate features against zero-shot CLIP, with `fewshot`'s full-probe
-protocol (the same pool of training images, per-class caps, C search and test pooling by shift).
+and compute effective robustness (Taori et al., 2020) against the logit-linear trend of all supervised snapshots,
+with the trend's 95% prediction interval and the ratio held-out / in-distribution accuracy
+(`robustness_summary.robustness_metrics`). Figure 5's supervised half is a linear probe on the ResNet-101's
+penultimate features against zero-shot CLIP, with `fewshot`'s full-probe protocol (the same pool of training images,
+per-class caps, C search and test pooling by shift).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..data.pack import PackedSplit
+from ..data.suites import Suite
 from ..data.tensors import model_input
 from ..evaluate.features import encode_images, model_device, normalize
-from ..evaluate.robustness import effective_robustness, relative_robustness_gap_reduction
-from ..evaluate.shift import ShiftTask, shift_task, training_rows
-from ..evaluate.zeroshot import zeroshot_eval
+from ..evaluate.shift import ShiftTask, shift_task, task_on_concept_suites, training_rows
+from ..evaluate.zeroshot import class_labels, zeroshot_eval
 from ..train import TrainConfig, read_log
 from . import clip_small, fewshot
 from .common import cached_json, limited_threads, train_run, trained_clip_with_corpus
 from .results import write_result
+from .robustness_narrow import narrow_train_settings, train_narrow_clip, write_narrow_corpus
+from .robustness_summary import HELD_OUT_MEAN, ICON_MEAN, compared_models, robustness_metrics
+
+__all__ = ["HELD_OUT_MEAN", "ICON_MEAN", "ICON_SHIFT", "PROFILES", "classifier_accuracy", "robustness_metrics",
+           "run", "snapshot_steps"]
 
 NAME = "robustness"
-
-#: The held-out-style average's key (paper Figure 13 left averages each model over its 7 shifted datasets).
-HELD_OUT_MEAN = "held-out styles (mean)"
+#: The shift recorded for the relabelled held-out icon sets (as the corpus's `icons-concept/test-icons-*` suites).
+ICON_SHIFT = "held-out icon set"
 
 _SMOKE_TRAIN = dict(batch_size=16, steps=4, warmup_steps=2, lr=2e-3, weight_decay=0.05)
 _CPU_TRAIN = dict(batch_size=64, warmup_steps=30, lr=2e-3, weight_decay=0.05)
 _GPU_TRAIN = dict(batch_size=256, warmup_steps=100, lr=2e-3, weight_decay=0.05)
 
-#: Sizes per profile (same code). `models`: name -> depth, width, training length; `reference` models are trained
-#: once with `reference_seed` and shared by every seed (they only place points on the trend). `snapshots`: fractions
-#: of each schedule at which the classifier is evaluated on every split. The cpu profile (ResNet-101 at width 8 —
-#: torchvision's is 64 — for 3 epochs at 32 px) took 39 minutes for all 3 seeds on one thread of a 2-core machine
-#: shared with other runs (seed 0 about twice as long as the others: it also trains the reference models); the gpu
-#: profile (torchvision widths, 30 epochs) has not been run.
+#: Sizes per profile (same code). `corpus`: clip_small's (the CLIP evaluated here was trained on it). `models`: name
+#: -> depth, width, training length; `reference` models are trained once with `reference_seed` and shared by every
+#: seed (they only place points on the trend). `snapshots`: fractions of each schedule at which each classifier is
+#: evaluated on every split. `icon_suites`: the name prefix of the concept-labelled suites relabelled into the task
+#: (smoke has no icon sets: its concept-labelled held-out style stands in, so the path runs) by the names of the
+#: concepts whose ids start with `concept_ids` (emoji, not clip art filed in a folder named like a class).
+#: `narrow_fraction`: the narrow CLIP trains the headline recipe for this fraction of its steps (and warmup).
+#:
+#: cpu sizing, per seed on 2 cores ("large": 4,955 labelled training pictures, 4,856 of them emoji; 8,172 test
+#: pictures in the task's splits plus 1,223 relabelled icons). Narrow CLIP: 0.2 × 5,360 = 1,072 steps of 256 (≈ 55
+#: epochs of its pictures) at the headline's 0.14–0.20 s/step (committed clip_small cpu results: 1,260–1,800 img/s,
+#: 2 threads) ≈ 2.5–3.6 min. Supervised models, from the previous cpu run (one torch thread; seeds 1–2, 297 steps of
+#: 64): ResNet-101 0.82–0.98 s/step and 3.0–3.8 ms per evaluated picture, ResNet-50 0.66 s/step and ≈ 2.7 ms,
+#: ResNet-18 0.36 s/step and ≈ 1.5 ms. Here 3 epochs are 231 steps and 4 snapshots evaluate ≈ 9,400 pictures each:
+#: ResNet-101 ≈ 190–230 s + 115–145 s; zero-shot of both CLIPs, the head and Figure 5 ≈ 2–2.5 min (the previous run's
+#: 100–145 s plus the narrow CLIP's encoding). Seeds 1–2 ≈ 9.5–12.5 minutes; seed 0 also trains the two shared
+#: reference models (ResNet-50 ≈ 150 + 100 s, ResNet-18 ≈ 85 + 55 s: ≈ 6.5 min), ≈ 16–19 minutes; the 3 seeds
+#: ≈ 35–44 minutes. The gpu profile has not been run.
 PROFILES = {
-    "smoke": {"seeds": 1, "prefix": "smoke-category/", "data_size": 32, "snapshots": (0.5, 1.0), "reference_seed": 0,
-              "headline": "resnet101",
+    "smoke": {"seeds": 1, "corpus": clip_small.PROFILES["smoke"]["corpus"], "prefix": "smoke-category/",
+              "icon_suites": "smoke-concept/test-outline", "concept_ids": ("smoke:",), "data_size": 32,
+              "snapshots": (0.5, 1.0), "reference_seed": 0, "headline": "resnet101", "narrow_fraction": 0.25,
               "models": {"resnet101": dict(depth=101, width=4, **_SMOKE_TRAIN),
                          "resnet18": dict(depth=18, width=8, reference=True, **(_SMOKE_TRAIN | {"steps": 16})),
                          "resnet50": dict(depth=50, width=4, reference=True, **_SMOKE_TRAIN)},
               "max_iter": 50},
-    "cpu": {"seeds": 3, "prefix": "emoji-subcategory/", "data_size": 32, "snapshots": (0.125, 0.25, 0.5, 0.75, 1.0),
-            "reference_seed": 0, "headline": "resnet101",
+    "cpu": {"seeds": 3, "corpus": clip_small.PROFILES["cpu"]["corpus"], "prefix": "emoji-subcategory/",
+            "icon_suites": "icons-concept/test-icons-", "concept_ids": ("emoji:",), "data_size": 32,
+            "snapshots": (0.125, 0.25, 0.5, 1.0), "reference_seed": 0, "headline": "resnet101", "narrow_fraction": 0.2,
             "models": {"resnet101": dict(depth=101, width=8, epochs=3, **_CPU_TRAIN),
                        "resnet18": dict(depth=18, width=16, epochs=3, reference=True, **_CPU_TRAIN),
                        "resnet50": dict(depth=50, width=8, epochs=3, reference=True, **_CPU_TRAIN)},
             "max_iter": 100},
-    "gpu": {"seeds": 3, "prefix": "emoji-subcategory/", "data_size": 32, "snapshots": (0.125, 0.25, 0.5, 0.75, 1.0),
-            "reference_seed": 0, "headline": "resnet101",
+    "gpu": {"seeds": 3, "corpus": clip_small.PROFILES["gpu"]["corpus"], "prefix": "emoji-subcategory/",
+            "icon_suites": "icons-concept/test-icons-", "concept_ids": ("emoji:",), "data_size": 32,
+            "snapshots": (0.125, 0.25, 0.5, 0.75, 1.0), "reference_seed": 0, "headline": "resnet101",
+            "narrow_fraction": 0.25,
             "models": {"resnet101": dict(depth=101, width=64, epochs=30, **_GPU_TRAIN),
                        "resnet18": dict(depth=18, width=64, epochs=30, reference=True, **_GPU_TRAIN),
                        "resnet50": dict(depth=50, width=64, epochs=30, reference=True, **_GPU_TRAIN)},
             "max_iter": 1000},
 }
 assert {p: s["seeds"] for p, s in PROFILES.items()} == {p: s["seeds"] for p, s in clip_small.PROFILES.items()}
+assert all(s["corpus"] == clip_small.PROFILES[p]["corpus"] for p, s in PROFILES.items())
+
+
+@dataclass
+class EvalSplit:
+    """One test split of the task: its pictures (`packed`, relabelled for icon sets), the zero-shot suite posing
+    the task on them, class indices, the supervised models' inputs and the diverse CLIP's features."""
+
+    packed: PackedSplit
+    suite: Suite
+    labels: np.ndarray
+    inputs: torch.Tensor
+    clip_features: torch.Tensor
+
+    @property
+    def shift(self) -> str:
+        return self.suite.shift
 
 
 def classifier_accuracy(objective: torch.nn.Module, inputs: torch.Tensor, labels: np.ndarray,
@@ -169,38 +213,8 @@ def _reference(name: str, model_spec: dict, spec: dict, profile: str, task: Shif
     return stored["metrics"], stored["curves"]
 
 
-def robustness_metrics(trend: list[dict[str, float]], models: dict[str, dict[str, float]], in_split: str,
-                       shifted: list[str], held_out: list[str]) -> dict:
-    """Effective robustness (Taori et al., 2020; paper §3.3) of each of `models` ({name: {split: accuracy}})
-    against the logit-linear trend of the supervised points `trend` ([{split: accuracy}]), per shifted split and
-    for the mean accuracy over the held-out styles (`HELD_OUT_MEAN`, the trend fitted to the points' means), with
-    the share of the trend's robustness gap each model closes (`relative_robustness_gap_reduction`)."""
-
-    def column(points: list[dict[str, float]], split: str) -> np.ndarray:
-        if split == HELD_OUT_MEAN:
-            return np.array([np.mean([p[s] for s in held_out]) for p in points])
-        return np.array([p[split] for p in points])
-
-    targets = list(shifted) + ([HELD_OUT_MEAN] if held_out else [])
-    out: dict = {"trend": {}, "models": {name: {} for name in models}}
-    names = list(models)
-    points = [models[n] for n in names]
-    for split in targets:
-        fit = effective_robustness(column(points, in_split), column(points, split), column(trend, in_split),
-                                   column(trend, split))
-        out["trend"][split] = {"slope": fit["slope"], "intercept": fit["intercept"], "n_ref": fit["n_ref"]}
-        gap = relative_robustness_gap_reduction(column(points, in_split), column(points, split), fit["predicted"])
-        for i, name in enumerate(names):
-            out["models"][name][split] = {
-                "in_distribution": float(column(points, in_split)[i]), "shifted": float(column(points, split)[i]),
-                "predicted": float(fit["predicted"][i]), "effective_robustness": float(fit["effective_robustness"][i]),
-                "gap_reduction": float(gap["reduction"][i]),
-            }
-    return out
-
-
-def _figure5(clip, tokenizer, task: ShiftTask, cache, train_packed, resnet_features, resnet_test_features: dict,
-             profile: str, seed: int, max_iter: int) -> dict:
+def _figure5(clip, tokenizer, task: ShiftTask, splits: dict[str, EvalSplit], train_packed, resnet_features,
+             resnet_test_features: dict, profile: str, seed: int, max_iter: int) -> dict:
     """Figure 5's supervised half with `fewshot`'s full-probe protocol: the pool is the task's training images
     capped at `per_class` per class (classes with fewer than `min_per_class` dropped), tests are pooled by shift;
     zero-shot CLIP, a probe on the ResNet-101's penultimate features and one on CLIP's features, on the same rows."""
@@ -219,20 +233,22 @@ def _figure5(clip, tokenizer, task: ShiftTask, cache, train_packed, resnet_featu
             "clip": normalize(encode_images(clip, train_packed.images[pool_rows])).numpy()}
     tests: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {"resnet101": {}, "clip": {}}
     zero: dict[str, float] = {}
-    for shift in dict.fromkeys(task.shifts.values()):
-        splits = [s for s in task.splits if task.shifts[s] == shift]
+    by_shift: dict[str, list[str]] = {}
+    for s, data in splits.items():
+        by_shift.setdefault(data.shift, []).append(s)
+    for shift, members in by_shift.items():
         ys, rows = [], []
-        for s in splits:
-            y = np.asarray(cache.split(s).fields[task.label])
+        for s in members:
+            y = np.asarray(task.classes)[splits[s].labels]
             rows.append(np.flatnonzero(np.isin(y, classes)))
             ys.append(y[rows[-1]])
         y = np.concatenate(ys)
-        clip_x = torch.cat([cache.features(s)[r] for s, r in zip(splits, rows, strict=True)])
+        clip_x = torch.cat([splits[s].clip_features[r] for s, r in zip(members, rows, strict=True)])
         zero[shift] = fewshot.zero_shot_on_features(clip, tokenizer, clip_x, y, classes, [names[c] for c in classes],
-                                         task.templates)
+                                                    task.templates)
         tests["clip"][shift] = (normalize(clip_x).numpy(), y)
         tests["resnet101"][shift] = (
-            normalize(torch.cat([resnet_test_features[s][r] for s, r in zip(splits, rows, strict=True)])).numpy(), y)
+            normalize(torch.cat([resnet_test_features[s][r] for s, r in zip(members, rows, strict=True)])).numpy(), y)
     probes = {}
     with limited_threads(1):
         for name in ("resnet101", "clip"):
@@ -243,37 +259,62 @@ def _figure5(clip, tokenizer, task: ShiftTask, cache, train_packed, resnet_featu
         "n_classes": len(classes), "classes_dropped": sorted(set(task.classes) - set(classes)), "n_pool": len(pool_y),
         "probe": {name: probes[name].pop("_probe") for name in probes},
         "feature_dim": {name: int(pool[name].shape[1]) for name in pool},
-        "tests": {shift: {"splits": [s for s in task.splits if task.shifts[s] == shift],
-                          "n": len(tests["clip"][shift][1]), "zero_shot": zero[shift],
+        "tests": {shift: {"splits": by_shift[shift], "n": len(tests["clip"][shift][1]), "zero_shot": zero[shift],
                           "resnet101_probe": probes["resnet101"][shift]["linear_probe"],
                           "clip_probe": probes["clip"][shift]["linear_probe"]} for shift in zero},
     }
 
 
+def _zero_shot(model, tokenizer, splits: dict[str, EvalSplit], features: dict[str, torch.Tensor]) -> dict:
+    return {s: {k: r[k] for k in ("top1", "top5", "mean_per_class_recall", "n")}
+            for s, d in splits.items()
+            for r in [zeroshot_eval(model, tokenizer, d.packed, d.suite, image_features=features[s])]}
+
+
 def run(profile: str, seed: int, workdir: Path, results_root: Path | None = None) -> Path:
-    """Supervised ResNets (with snapshots), zero-shot CLIP, a logistic-regression head on CLIP features, effective
-    robustness, and Figure 5's probe, for one seed; returns the result file's path."""
+    """Supervised ResNets (with snapshots), the diverse and the narrow zero-shot CLIP, a logistic-regression head on
+    the diverse CLIP's features, effective robustness with the trend's band, and Figure 5's probe, for one seed;
+    returns the result file's path."""
     spec = PROFILES[profile]
     start = time.time()
     workdir = Path(workdir)
     clip, tokenizer, clip_config, corpus, cache = trained_clip_with_corpus(profile, seed, workdir, results_root)
+    if corpus.name != spec["corpus"]:
+        raise ValueError(f"profile {profile!r}: clip_small was trained on {corpus.name!r}, not {spec['corpus']!r}")
     task = shift_task(corpus, spec["prefix"])
     if spec["data_size"] != cache.size:
         raise ValueError(f"profile {profile!r}: data_size {spec['data_size']} differs from clip_small's {cache.size}")
     in_split = task.in_distribution
     shifted = [s for s in task.splits if s != in_split]
     held_out = [s for s in task.splits if task.shifts[s] == "held-out style"]
-    labels = {s: task.labels(cache.split(s), s) for s in task.splits}
+    train_packed, train_rows, train_y = training_rows(task, corpus, spec["data_size"])
+    icons, icon_info = task_on_concept_suites(task, corpus, cache.split, train_packed, train_rows,
+                                              spec["icon_suites"], tuple(spec["concept_ids"]), ICON_SHIFT)
     res = clip_config.clip_config().image_resolution
-    evals = {s: (model_input(torch.from_numpy(np.ascontiguousarray(cache.split(s).images)), res), labels[s])
-             for s in task.splits}
-    tokenizer_path = workdir / NAME / profile / f"seed{seed}" / "tokenizer.json"
+
+    def inputs(images: np.ndarray) -> torch.Tensor:
+        return model_input(torch.from_numpy(np.ascontiguousarray(images)), res)
+
+    splits: dict[str, EvalSplit] = {}
+    for s in task.splits:
+        packed = cache.split(s)
+        splits[s] = EvalSplit(packed, task.suite(s), task.labels(packed, s), inputs(packed.images), cache.features(s))
+    for key, (packed, kept, suite, split) in icons.items():
+        splits[key] = EvalSplit(packed, suite, class_labels(packed, suite), inputs(packed.images),
+                                cache.features(split)[kept])
+    evals = {s: (d.inputs, d.labels) for s, d in splits.items()}
+    run_dir = workdir / NAME / profile / f"seed{seed}"
+    tokenizer_path = run_dir / "tokenizer.json"
     tokenizer_path.parent.mkdir(parents=True, exist_ok=True)
     tokenizer.save(tokenizer_path)
 
+    icon_keys = list(icons)
     metrics: dict = {"task": {"prefix": task.prefix, "label": task.label, "n_classes": len(task.classes),
                               "in_distribution": in_split, "held_out": held_out,
-                              "splits": {s: {"shift": task.shifts[s], "n": len(labels[s])} for s in task.splits}}}
+                              "splits": {s: {"shift": task.shifts[s], "n": len(splits[s].labels)}
+                                         for s in task.splits},
+                              "icon_sets": {k: v for k, v in icon_info.items() if k != "_info"},
+                              "icon_relabel": icon_info["_info"]}}
     supervised: dict[str, dict] = {}
     curves: dict[str, dict] = {}
     headline_objective = None
@@ -284,49 +325,53 @@ def run(profile: str, seed: int, workdir: Path, results_root: Path | None = None
             supervised[name]["shared"] = True
         else:
             supervised[name], curves[name], objective = _train_and_snapshot(
-                name, model_spec, seed, task, corpus, workdir / NAME / profile / f"seed{seed}" / name, tokenizer_path,
-                spec["data_size"], spec["snapshots"], evals)
+                name, model_spec, seed, task, corpus, run_dir / name, tokenizer_path, spec["data_size"],
+                spec["snapshots"], evals)
             supervised[name]["shared"] = False
             if name == spec["headline"]:
                 headline_objective = objective
     metrics["supervised"] = supervised
     metrics["task"]["n_train"] = supervised[spec["headline"]]["n_train"]
 
+    # Fang et al. (2022): the headline recipe on exactly the supervised models' pictures, with their captions.
+    narrow_dir = workdir / NAME / profile / "narrow_corpus" / f"{corpus.name}-narrow"
+    narrow_data = write_narrow_corpus(train_packed, train_rows, corpus, narrow_dir, spec["data_size"], task.prefix,
+                                      task.label)
+    narrow, narrow_tok, narrow_train = train_narrow_clip(profile, seed, narrow_dir, run_dir / "narrow_clip",
+                                                         tokenizer_path, spec["narrow_fraction"])
+
     with torch.no_grad():
-        metrics["zero_shot"] = {}
-        for s in task.splits:
-            r = zeroshot_eval(clip, tokenizer, cache.split(s), task.suite(s), image_features=cache.features(s))
-            metrics["zero_shot"][s] = {k: r[k] for k in ("top1", "top5", "mean_per_class_recall", "n")}
+        metrics["zero_shot"] = _zero_shot(clip, tokenizer, splits, {s: d.clip_features for s, d in splits.items()})
+        narrow_features = {s: encode_images(narrow, d.packed.images) for s, d in splits.items()}
+        metrics["narrow_clip"] = {"data": {k: v for k, v in narrow_data.items() if k != "dir"}, "train": narrow_train,
+                                  "zero_shot": _zero_shot(narrow, narrow_tok, splits, narrow_features)}
 
         # Figure 14: a logistic-regression head on CLIP features of the labelled training images.
-        train_packed, rows, train_y = training_rows(task, corpus, spec["data_size"])
-        train_x = normalize(encode_images(clip, train_packed.images[rows])).numpy()
-        tests = {s: (normalize(cache.features(s)).numpy(), labels[s]) for s in task.splits}
+        train_x = normalize(encode_images(clip, train_packed.images[train_rows])).numpy()
+        tests = {s: (normalize(d.clip_features).numpy(), d.labels) for s, d in splits.items()}
         with limited_threads(1):
             head = fewshot.probe_task(train_x, train_y, tests, shots=(), seed=seed, max_iter=spec["max_iter"])
         metrics["lr_head"] = {"n_train": len(train_y), **head.pop("_probe"),
-                              "accuracy": {s: head[s]["linear_probe"] for s in task.splits}}
+                              "accuracy": {s: head[s]["linear_probe"] for s in splits}}
 
         # Figure 5: a linear probe on the ResNet-101's penultimate features vs zero-shot CLIP.
         def resnet_features(images: np.ndarray) -> torch.Tensor:
-            return classifier_features(headline_objective, model_input(torch.from_numpy(np.ascontiguousarray(images)),
-                                                                       res))
+            return classifier_features(headline_objective, inputs(images))
 
-        test_features = {s: classifier_features(headline_objective, evals[s][0]) for s in task.splits}
-        metrics["figure5"] = _figure5(clip, tokenizer, task, cache, train_packed, resnet_features, test_features,
+        test_features = {s: classifier_features(headline_objective, d.inputs) for s, d in splits.items()}
+        metrics["figure5"] = _figure5(clip, tokenizer, task, splits, train_packed, resnet_features, test_features,
                                       profile, seed, spec["max_iter"])
 
     trend = [snap["accuracy"] for m in supervised.values() for snap in m["snapshots"]]
-    compared = {"zero_shot": {s: metrics["zero_shot"][s]["top1"] for s in task.splits},
-                spec["headline"]: supervised[spec["headline"]]["final"],
-                "lr_head": metrics["lr_head"]["accuracy"]}
-    metrics["effective_robustness"] = robustness_metrics(trend, compared, in_split, shifted, held_out)
+    metrics["effective_robustness"] = robustness_metrics(trend, compared_models(metrics), in_split, shifted, held_out,
+                                                         icon_keys)
     metrics["effective_robustness"]["trend_points"] = len(trend)
 
     settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in spec.items()} | {
         "clip_small": asdict(clip_config),
+        "narrow_clip": narrow_train_settings(profile, spec["narrow_fraction"]) | {"tokenizer": "the diverse CLIP's"},
         "trend": "least-squares line through logit(shifted) vs logit(in-distribution) accuracy of every supervised "
-                 "snapshot (repro.evaluate.robustness.effective_robustness)",
+                 "snapshot, with its 95% prediction interval (repro.evaluate.robustness.trend_band)",
         "lr_head": "L2 multinomial logistic regression on L2-normalised clip_small image features of the task's "
                    "labelled training images; C by the paper's search on a 20% stratified validation part",
         "supervised": "torchvision-layout ResNet (small-input stem), cross-entropy, AdamW (betas 0.9/0.999, eps "

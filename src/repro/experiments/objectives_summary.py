@@ -1,0 +1,115 @@
+"""Reading the objectives experiment's results (paper §2.3, Figure 2): the sample efficiency of one objective over
+another as the paper measures it — the images the faster objective needs to reach the zero-shot accuracy the slower
+one reaches at the end of the budget, interpolated log-linearly between snapshots (`objectives.sample_efficiency`)
+— per seed, and its geometric mean over seeds with a 95% interval computed on the log ratio. A ratio is only
+defined where the slower objective rises above chance; elsewhere it is reported as untestable, with the reason."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..stats import accuracy_interval, difference_interval
+from .objectives import PAIRS, PAPER_RATIOS, sample_efficiency
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def curve(records: Sequence[dict], kind: str, suite: str) -> tuple[list[int], np.ndarray]:
+    """Images seen at each snapshot and zero-shot top-1 of objective `kind` on `suite`, one row per seed."""
+    rows = [r["metrics"]["objectives"][kind]["snapshots"] for r in records]
+    return [s["images_seen"] for s in rows[0]], np.array([[s[suite] for s in row] for row in rows], dtype=float)
+
+
+def _facts(records: Sequence[dict], suite: str, chance: float | None) -> tuple[float, int | None]:
+    facts = records[0]["metrics"].get("suites", {}).get(suite, {})
+    chance = facts.get("chance") if chance is None else chance
+    if chance is None:
+        raise ValueError(f"the results record no chance level for {suite!r}: pass chance=")
+    return float(chance), facts.get("n")
+
+
+def above_chance(records: Sequence[dict], kind: str, suite: str, chance: float | None = None) -> tuple[bool, str]:
+    """Whether objective `kind` ends above chance on `suite`: the 95% interval of its final accuracy over seeds
+    (`repro.stats.accuracy_interval`; one seed: the Wilson interval of the images scored, when recorded) lies
+    above the chance level; with a sentence saying so."""
+    chance, n_items = _facts(records, suite, chance)
+    stats = accuracy_interval(curve(records, kind, suite)[1][:, -1], n_items)
+    text = (f"{kind} ends at {100 * stats['mean']:.1f}% [{100 * stats['low']:.1f}, {100 * stats['high']:.1f}] "
+            f"against chance {100 * chance:.1f}%" if math.isfinite(stats["low"]) else
+            f"{kind} ends at {100 * stats['mean']:.1f}% (no interval: one seed) against chance {100 * chance:.1f}%")
+    return bool(math.isfinite(stats["low"]) and stats["low"] - chance > 1e-9), text  # not rounding error
+
+
+def efficiency_ratios(records: Sequence[dict], suite: str,
+                      pairs: Sequence[tuple[str, str]] = PAIRS) -> pd.DataFrame:
+    """One row per (pair, seed): the slower objective's final accuracy, the images the faster one needs to reach
+    it, and ratio = budget / those images. `reached`: the faster curve reaches it within the budget; `bound`:
+    "exact" (crossed between snapshots), "lower" (reached already at the first snapshot: ratio ≥ `ratio_at_least`)
+    or "none" (never reached: the faster objective is not faster here); ratio is NaN unless exact."""
+    import pandas as pd
+
+    rows = []
+    for fast, slow in pairs:
+        seen, fast_curve = curve(records, fast, suite)
+        _, slow_curve = curve(records, slow, suite)
+        for i, r in enumerate(records):
+            got = sample_efficiency(seen, list(fast_curve[i]), float(slow_curve[i, -1]))
+            bound = "exact" if got["ratio"] is not None else "lower" if "ratio_at_least" in got else "none"
+            rows.append({"pair": f"{fast}>{slow}", "faster": fast, "slower": slow, "seed": r["seed"],
+                         "slower_final": float(slow_curve[i, -1]),
+                         "images": got["images"] if bound == "exact" else math.nan,
+                         "ratio": got["ratio"] if bound == "exact" else math.nan,
+                         "ratio_at_least": got.get("ratio_at_least", math.nan),
+                         "reached": bound != "none", "bound": bound})
+    return pd.DataFrame(rows, columns=["pair", "faster", "slower", "seed", "slower_final", "images", "ratio",
+                                       "ratio_at_least", "reached", "bound"])
+
+
+def _ratio_text(ratio: float, low: float, high: float) -> str:
+    return f"{ratio:.1f}×" + (f" [{low:.1f}, {high:.1f}]" if math.isfinite(low) else "")
+
+
+def efficiency_summary(records: Sequence[dict], suite: str, chance: float | None = None,
+                       pairs: Sequence[tuple[str, str]] = PAIRS) -> pd.DataFrame:
+    """One row per pair: the paper's ratio (`PAPER_RATIOS`; NaN where it states none), our geometric mean over the
+    seeds with an exact ratio and its 95% interval (the t interval of the mean log ratio, `difference_interval`,
+    mapped back with exp), how many seeds gave an exact ratio / only a lower bound / none, a `result` to print and
+    a `status`: "measured" (exact in every seed), "partly measured" (the mean is over the exact seeds only),
+    "lower bound", "not reached", or "untestable" where the slower objective does not end above chance
+    (`above_chance`) — there is then no accuracy to match; `reason` says why."""
+    import pandas as pd
+
+    per_seed = efficiency_ratios(records, suite, pairs)
+    rows = []
+    for fast, slow in pairs:
+        seeds = per_seed[per_seed["pair"] == f"{fast}>{slow}"]
+        exact = seeds[seeds["bound"] == "exact"]
+        logs = difference_interval(np.log(exact["ratio"].to_numpy(float)))
+        mean, low, high = (math.exp(logs[k]) if math.isfinite(logs[k]) else math.nan for k in ("mean", "low", "high"))
+        above, why = above_chance(records, slow, suite, chance)
+        counts = {b: int((seeds["bound"] == b).sum()) for b in ("exact", "lower", "none")}
+        if not above:
+            status, reason, result, mean, low, high = "untestable", f"{why}: no accuracy to match", "untestable", \
+                math.nan, math.nan, math.nan
+        elif counts["exact"] == len(seeds):
+            status, reason, result = "measured", "", _ratio_text(mean, low, high)
+        elif counts["exact"]:
+            status = "partly measured"
+            reason = (f"exact in {counts['exact']} of {len(seeds)} seeds; {counts['lower']} only a lower bound, "
+                      f"{counts['none']} never reached")
+            result = f"{_ratio_text(mean, low, high)} ({counts['exact']} of {len(seeds)} seeds)"
+        elif counts["lower"]:
+            first = float(seeds["ratio_at_least"].min())
+            status, reason, result = "lower bound", "reached at the first snapshot", f"≥ {first:.0f}×"
+        else:
+            status, reason, result = "not reached", f"{fast} never reaches {slow}'s final accuracy", "< 1×"
+        rows.append({"pair": f"{fast}>{slow}", "faster": fast, "slower": slow,
+                     "paper": PAPER_RATIOS.get((fast, slow), math.nan), "ratio": mean, "low": low, "high": high,
+                     "n_seeds": len(seeds), "n_reached": counts["exact"], "n_lower_bound": counts["lower"],
+                     "n_not_reached": counts["none"], "result": result, "status": status, "reason": reason})
+    return pd.DataFrame(rows)

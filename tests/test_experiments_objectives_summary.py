@@ -1,0 +1,121 @@
+"""Figure 2's efficiency ratios (paper §2.3) on synthetic result records: log-spaced snapshots, the per-seed ratio
+of images needed (a curve shifted by 4× in images gives 4), the geometric mean with its interval on the log ratio,
+and "untestable" where the slower objective stays at chance. The end-to-end smoke run is in
+test_experiments_objectives.py."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from repro.experiments import clip_small, objectives
+from repro.experiments import objectives_summary as osu
+from repro.stats import difference_interval
+
+SUITE = "emoji-category/val"
+SEEN = [1000 * 2**k for k in range(8)]  # log-spaced, as `snapshot_steps` spaces them
+
+
+def test_snapshots_are_log_spaced_and_end_at_the_budget() -> None:
+    at = objectives.snapshot_steps(2600, 8)
+    assert at[-1] == 2600 and len(at) == 8 and at == sorted(at)
+    assert np.allclose(np.diff(np.log2(at)), 1, atol=0.05)
+    assert objectives.snapshot_steps(12, 3) == [3, 6, 12] and objectives.snapshot_steps(2, 8) == [1, 2]
+    with pytest.raises(ValueError):
+        objectives.snapshot_steps(0, 3)
+
+
+@pytest.mark.parametrize("profile", ["cpu", "gpu"])
+def test_profiles_train_the_headline_corpus_with_log_snapshots(profile: str) -> None:
+    spec = objectives.PROFILES[profile]
+    assert spec["corpus"] == clip_small.PROFILES[profile]["corpus"] and spec["snapshots"] >= 8
+    assert spec["train"]["steps"] * spec["train"]["batch_size"] >= 500_000  # room for the predictive objectives
+    assert objectives.PROFILES["smoke"]["train"]["steps"] <= 20
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-x))
+
+
+def _curve(images: list[int], speed: float, chance: float = 0.1) -> list[float]:
+    """Accuracy rising from chance as a smooth function of log2(images × speed): `speed` 4 needs 4× fewer images."""
+    x = np.log2(np.asarray(images, float) * speed)
+    return list(chance + 0.6 * _sigmoid(x - np.log2(SEEN[3])))
+
+
+def _record(seed: int, speeds: dict[str, float], flat: tuple[str, ...] = (), chance: float = 0.1) -> dict:
+    objs = {}
+    for kind in objectives.OBJECTIVES:
+        acc = [chance] * len(SEEN) if kind in flat else _curve(SEEN, speeds.get(kind, 1.0), chance)
+        rows = [{"step": s // 100, "images_seen": s, SUITE: a} for s, a in zip(SEEN, acc, strict=True)]
+        objs[kind] = {"snapshots": rows}
+    facts = {SUITE: {"split": "val", "label": "category", "n_classes": 10, "chance": chance, "n": 1000}}
+    return {"seed": seed, "config": {"suites": [SUITE]}, "metrics": {"objectives": objs, "suites": facts}}
+
+
+PAIR = (("bow-predict", "caption-lm"),)
+
+
+def test_a_curve_shifted_by_four_times_in_images_gives_ratio_four() -> None:
+    records = [_record(s, {"bow-predict": 4.0}) for s in range(3)]
+    per_seed = osu.efficiency_ratios(records, SUITE, PAIR)
+    assert list(per_seed.columns[:4]) == ["pair", "faster", "slower", "seed"]
+    assert {"ratio", "reached"} <= set(per_seed.columns)
+    assert np.allclose(per_seed["ratio"], 4.0) and per_seed["reached"].all() and set(per_seed["bound"]) == {"exact"}
+    (row,) = osu.efficiency_summary(records, SUITE, pairs=PAIR).to_dict("records")
+    assert row["pair"] == "bow-predict>caption-lm" and row["paper"] == 3.0 and row["status"] == "measured"
+    assert row["ratio"] == pytest.approx(4.0) and row["low"] == pytest.approx(4.0) and row["high"] == pytest.approx(4.0)
+    assert row["n_seeds"] == 3 and row["n_reached"] == 3 and row["result"].startswith("4.0×")
+
+
+def test_a_shift_between_snapshots_is_interpolated_in_log_images() -> None:
+    # a curve linear in log2(images) and a faster copy shifted by 3× (between two snapshots)
+    def linear(speed: float) -> list[float]:
+        return list(0.1 + 0.05 * np.log2(np.asarray(SEEN, float) * speed / SEEN[0]))
+
+    record = _record(0, {})
+    for kind, speed in (("caption-lm", 1.0), ("bow-predict", 3.0)):
+        for row, a in zip(record["metrics"]["objectives"][kind]["snapshots"], linear(speed), strict=True):
+            row[SUITE] = a
+    assert osu.efficiency_ratios([record], SUITE, PAIR)["ratio"].iloc[0] == pytest.approx(3.0)
+
+
+def test_the_mean_is_geometric_with_the_interval_on_log_ratios() -> None:
+    records = [_record(s, {"bow-predict": r}) for s, r in enumerate((2.0, 4.0, 8.0))]
+    (row,) = osu.efficiency_summary(records, SUITE, pairs=PAIR).to_dict("records")
+    logs = difference_interval(np.log([2.0, 4.0, 8.0]))
+    assert row["ratio"] == pytest.approx(4.0)  # (2 · 4 · 8)^(1/3)
+    assert row["low"] == pytest.approx(math.exp(logs["low"])) and row["high"] == pytest.approx(math.exp(logs["high"]))
+    assert row["low"] < 4 < row["high"]
+
+
+def test_a_slower_objective_at_chance_makes_the_ratio_untestable() -> None:
+    records = [_record(s, {"bow-predict": 4.0}, flat=("caption-lm",)) for s in range(3)]
+    (row,) = osu.efficiency_summary(records, SUITE, pairs=PAIR).to_dict("records")
+    assert row["status"] == "untestable" and row["result"] == "untestable" and math.isnan(row["ratio"])
+    assert "chance" in row["reason"] and "caption-lm" in row["reason"]
+    above, why = osu.above_chance(records, "bow-predict", SUITE)
+    assert above and "bow-predict" in why
+
+
+def test_bounds_when_the_crossing_is_outside_the_snapshots() -> None:
+    early = [_record(s, {"bow-predict": 1000.0}) for s in range(2)]  # already there at the first snapshot
+    (row,) = osu.efficiency_summary(early, SUITE, pairs=PAIR).to_dict("records")
+    assert row["status"] == "lower bound" and row["n_lower_bound"] == 2 and row["result"] == f"≥ {2 ** 7}×"
+    slow = [_record(s, {"bow-predict": 0.5}) for s in range(2)]  # the "faster" one is slower
+    (row,) = osu.efficiency_summary(slow, SUITE, pairs=PAIR).to_dict("records")
+    assert row["status"] == "not reached" and row["n_not_reached"] == 2 and math.isnan(row["ratio"])
+    mixed = [_record(0, {"bow-predict": 4.0}), _record(1, {"bow-predict": 0.5})]
+    (row,) = osu.efficiency_summary(mixed, SUITE, pairs=PAIR).to_dict("records")
+    assert row["status"] == "partly measured" and row["n_reached"] == 1 and row["ratio"] == pytest.approx(4.0)
+
+
+def test_chance_comes_from_the_records_or_the_caller() -> None:
+    record = _record(0, {"bow-predict": 4.0})
+    del record["metrics"]["suites"]
+    with pytest.raises(ValueError, match="chance"):
+        osu.efficiency_summary([record], SUITE, pairs=PAIR)
+    (row,) = osu.efficiency_summary([record], SUITE, chance=0.1, pairs=PAIR).to_dict("records")
+    assert row["status"] == "untestable" and "one seed" in row["reason"]  # no image count: no interval on one seed
