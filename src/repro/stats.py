@@ -170,9 +170,9 @@ def verdict(effect: dict, paper_effect: float | None, mde: float,
     low, high = sorted((effect["low"] * direction, effect["high"] * direction))
     detect = f"smallest detectable effect {mde * scale:.2g} {unit}".rstrip()
     if low > 0:
-        return Verdict("reproduced", "reproduced: the interval excludes no effect")
+        return Verdict("reproduced", "reproduced: the 95% interval excludes zero")
     if high < 0:
-        return Verdict("contradicted", "contradicted: the effect is significantly the other way")
+        return Verdict("contradicted", "contradicted: the 95% interval excludes zero on the other side")
     if paper_effect is None:
         return Verdict("inconclusive", f"inconclusive: no significant effect ({detect})")
     if mde > abs(paper_effect):

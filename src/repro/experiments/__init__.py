@@ -14,8 +14,8 @@ EXPERIMENTS = {
     "limitations": "where zero-shot is weak (§6): real photos vs raw-pixel logistic regression and a CLIP probe",
     "search": "retrieval and semantic search: top images for text queries and top captions for images (§3.1)",
     "objectives": "zero-shot accuracy vs images seen for four training objectives, same image encoder (Figure 2)",
-    "temperature": "the softmax temperature fixed at six values vs learnable (clamped, unclamped): accuracy, stability",
-    "robustness": "supervised ResNets vs zero-shot CLIP under held-out styles: effective robustness (Figures 13–14)",
+    "temperature": "temperature fixed at five values vs learnable (clamped, unclamped): accuracy, stability",
+    "robustness": "supervised ResNets vs diverse and narrow CLIP, held-out styles and icon sets (Figs 13–14)",
     "scaling": "zero-shot error vs counted training FLOPs for five ViTs and five modified ResNets (Figure 9)",
     "adaptation": "adapting CLIP: zero-shot, probe, CoOp, CLIP-Adapter (1–16 shots), LoRA, fine-tuning; robustness",
 }
