@@ -102,3 +102,8 @@ def test_interval_text():
     assert stats.interval_text({"mean": 0.123, "low": 0.081, "high": 0.179}) == "12.3 [8.1, 17.9]"
     assert stats.interval_text({"mean": 0.02, "low": -0.01, "high": 0.05}, signed=True) == "+2.0 [-1.0, 5.0]"
     assert stats.interval_text({"mean": 0.5, "low": math.nan, "high": math.nan}) == "50.0"
+
+
+def test_accuracy_interval_holds_the_mean_when_every_seed_is_at_the_floor():
+    out = stats.accuracy_interval([0.0, 0.0, 0.0], n_items=300)
+    assert out["low"] == 0.0 <= out["mean"] == 0.0 <= out["high"] < 0.01

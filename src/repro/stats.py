@@ -83,8 +83,9 @@ def accuracy_interval(values: Sequence[float], n_items: int | None = None, level
     eps = 0.5 / n_items if n_items else 1e-4
     p = np.clip(x, eps, 1 - eps)
     logits = difference_interval(np.log(p / (1 - p)), level)
-    out["low"] = float(1 / (1 + math.exp(-logits["low"])))
-    out["high"] = float(1 / (1 + math.exp(-logits["high"])))
+    # the interval of the clipped log-odds, widened to hold the mean itself (all seeds at 0 or 1: the clip moved them)
+    out["low"] = min(float(1 / (1 + math.exp(-logits["low"]))), out["mean"])
+    out["high"] = max(float(1 / (1 + math.exp(-logits["high"]))), out["mean"])
     return out
 
 
