@@ -162,8 +162,8 @@ def few_shot_equivalence(fewshot) -> Claim:
     usable = []
     for record in fewshot.records:
         matches = []
-        for task, entry in record["metrics"].items():
-            if not task.startswith("emoji"):
+        for entry in record["metrics"].values():
+            if not str(entry.get("pool", "")).startswith("train"):  # drawings: probes on CLIP's training pictures
                 continue
             for run in entry["tests"].values():
                 shots = sorted(int(k) for k in run["few_shot"])
@@ -193,15 +193,18 @@ def few_shot_equivalence(fewshot) -> Claim:
 
 
 def mnist_pixels(limits) -> Claim:
-    """§6: on MNIST, logistic regression on raw pixels beats zero-shot CLIP."""
-    zs = limits.values("tasks|mnist-test|zeroshot|top1")
-    px = limits.values("tasks|mnist-test|probe_pixels|top1")
+    """§6: on MNIST, logistic regression on raw pixels beats zero-shot CLIP (the first task stands in where the
+    results have no MNIST, e.g. the smoke profile's shapes)."""
+    tasks = list(limits.records[0]["metrics"]["tasks"])
+    task = "mnist-test" if "mnist-test" in tasks else tasks[0]
+    zs = limits.values(f"tasks|{task}|zeroshot|top1")
+    px = limits.values(f"tasks|{task}|probe_pixels|top1")
     gap = [p - z for p, z in zip(px, zs, strict=True)]
     effect, mde = difference_interval(gap), _mde(gap)
     return Claim("MNIST: pixels over zero-shot", "Zero-shot CLIP is weak far out of its training distribution: on "
                  "MNIST it is beaten by logistic regression on raw pixels (§6)",
                  "88% zero-shot, below raw-pixel logistic regression",
-                 "raw-pixel logistic regression minus zero-shot top-1 on MNIST digits",
+                 f"raw-pixel logistic regression minus zero-shot top-1 on `{task}`",
                  f"{interval_text(accuracy_interval(px))}% vs {interval_text(accuracy_interval(zs))}%", effect,
                  verdict(effect, None, mde), None, mde, chapter="limitations.md")
 
