@@ -112,3 +112,13 @@ def pytest_terminal_summary(terminalreporter) -> None:
         out = os.environ.get("REPRO_FAULTS_JSON")
         if out:
             Path(out).write_text(json.dumps(dict(FAULTS), indent=1))
+
+
+def committed_results(name: str, profile: str = "cpu") -> list[dict]:
+    """The committed result records of experiment `name` at `profile`; the test is skipped when there are none."""
+    from repro.experiments.results import load_results
+
+    found = load_results(name, profile, Path(__file__).resolve().parents[1] / "results")
+    if not found:
+        pytest.skip(f"no committed {name} results")
+    return found

@@ -16,11 +16,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from conftest import smoke_experiment
+from conftest import committed_results, smoke_experiment
 
 from repro import claims
 from repro.book import ExperimentResults
-from repro.experiments.results import load_results
 from repro.stats import accuracy_interval, difference_interval, interval_text
 from repro.views import adaptation as view
 
@@ -30,10 +29,7 @@ SCALED = ("in_distribution", "held_out_styles", "zero_shot_concepts", "drop")
 
 @pytest.fixture(scope="module")
 def committed() -> list[dict]:
-    records = load_results("adaptation", "cpu", ROOT)
-    if not records:
-        pytest.skip("no committed adaptation results")
-    return records
+    return committed_results("adaptation")
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ matplotlib.use("Agg")
 
 import numpy as np
 import pytest
+from conftest import committed_results
 
 from repro.experiments.fewshot import shots_to_match
-from repro.experiments.results import load_results
 from repro.stats import accuracy_interval, difference_interval, interval_text
 from repro.views import fewshot as view
 
@@ -21,10 +21,7 @@ INTERVAL = re.compile(r"^(-?[\d.]+) \[(-?[\d.]+), (-?[\d.]+)\]$")
 
 @pytest.fixture(scope="module")
 def records() -> list[dict]:
-    found = load_results("fewshot", "cpu", ROOT)
-    if not found:
-        pytest.skip("no committed fewshot results")
-    return found
+    return committed_results("fewshot")
 
 
 def _parsed(text: str) -> tuple[float, float, float]:

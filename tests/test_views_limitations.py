@@ -10,8 +10,8 @@ matplotlib.use("Agg")
 
 import numpy as np
 import pytest
+from conftest import committed_results
 
-from repro.experiments.results import load_results
 from repro.stats import accuracy_interval, difference_interval, interval_text
 from repro.views import limitations as view
 
@@ -21,10 +21,7 @@ INTERVAL = re.compile(r"^([-+]?[\d.]+) \[([-+]?[\d.]+), ([-+]?[\d.]+)\]$")
 
 @pytest.fixture(scope="module")
 def records() -> list[dict]:
-    found = load_results("limitations", "cpu", ROOT)
-    if not found:
-        pytest.skip("no committed limitations results")
-    return found
+    return committed_results("limitations")
 
 
 def test_top1_and_scores_are_the_recorded_numbers(records) -> None:

@@ -9,9 +9,9 @@ matplotlib.use("Agg")
 
 import numpy as np
 import pytest
+from conftest import committed_results
 
 from repro.experiments import longtext as experiment
-from repro.experiments.results import load_results
 from repro.stats import accuracy_interval, difference_interval, interval_text
 from repro.views import longtext as view
 
@@ -20,10 +20,7 @@ ROOT = Path(__file__).resolve().parents[1] / "results"
 
 @pytest.fixture(scope="module")
 def records() -> list[dict]:
-    found = load_results("longtext", "cpu", ROOT)
-    if not found:
-        pytest.skip("no committed longtext results")
-    return found
+    return committed_results("longtext")
 
 
 def test_setting_reads_the_shared_configuration(records) -> None:

@@ -12,8 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from conftest import committed_results
 
-from repro.experiments.results import load_results
 from repro.optim import adam_settings, logit_scale_reach, lr_sum
 from repro.views import training as view
 
@@ -22,10 +22,7 @@ ROOT = Path(__file__).resolve().parents[1] / "results"
 
 @pytest.fixture(scope="module")
 def records() -> list[dict]:
-    found = load_results("clip_small", "cpu", ROOT)
-    if not found:
-        pytest.skip("no committed clip_small results")
-    return found
+    return committed_results("clip_small")
 
 
 def test_the_seeds_share_one_recipe_and_a_different_one_is_refused(records) -> None:
