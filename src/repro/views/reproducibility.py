@@ -1,0 +1,169 @@
+"""Tables of the reproducibility appendix, from every committed result file (`results/NAME/PROFILE/seedK.json`,
+`repro.experiments.results`): a re-run compared number by number with the original, what was run where and when,
+each experiment's configuration, the package versions, and where our setup departs from the paper's."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from ..experiments import EXPERIMENTS
+from ..experiments.results import load_results
+from ..models.naming import describe, effective_config
+
+Runs = Mapping[tuple[str, str], Sequence[dict]]
+DIRTY = "+dirty"
+#: Metrics left out of a re-run comparison: timings differ between any two runs.
+TIMINGS = ("img_s", "time")
+
+
+def committed_runs(root: Path, profiles: Iterable[str] = ("gpu", "cpu", "smoke")) -> dict[tuple[str, str], list]:
+    """Every experiment's committed result records under `root`, keyed (experiment, profile); only those found."""
+    runs = {(name, profile): load_results(name, profile, root) for name in EXPERIMENTS for profile in profiles}
+    return {key: records for key, records in runs.items() if records}
+
+
+def short_revision(revision: str) -> str:
+    """A recorded git revision cut to 10 hex digits, its "+dirty" mark kept."""
+    return revision[:10] + (DIRTY if revision.endswith(DIRTY) else "")
+
+
+def numbers(tree: Mapping, prefix: str = "") -> dict[str, float]:
+    """Every number in a nested mapping (e.g. a result's `metrics`), keyed by its "/"-joined path; booleans are
+    not numbers here."""
+    out: dict[str, float] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            out |= numbers(value, f"{prefix}{key}/")
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            out[prefix + key] = float(value)
+    return out
+
+
+def rerun_check(original: Mapping, rerun: Mapping) -> dict:
+    """Two result files of one run, compared number by number (timings left out): the revisions, the numbers both
+    have (`shared`), how many are identical, and the others as (absolute difference, path), largest first."""
+    a, b = numbers(original["metrics"]), numbers(rerun["metrics"])
+    shared = [k for k in a if k in b and not any(t in k for t in TIMINGS)]
+    moved = sorted(((abs(a[k] - b[k]), k) for k in shared if a[k] != b[k]), reverse=True)
+    return {"original": short_revision(original["git_revision"]), "rerun": short_revision(rerun["git_revision"]),
+            "rerun_clean": not rerun["git_revision"].endswith(DIRTY), "date": rerun["created"][:10],
+            "shared": len(shared), "identical": len(shared) - len(moved), "moved": moved}
+
+
+def load_rerun(folder: Path, seed: int = 0) -> dict | None:
+    """`rerun_check` of `folder/seed{seed}.json` against its second run in `folder/reruns/`; None if either is
+    missing."""
+    first, second = Path(folder) / f"seed{seed}.json", Path(folder) / "reruns" / f"seed{seed}.json"
+    if not (first.is_file() and second.is_file()):
+        return None
+    return rerun_check(json.loads(first.read_text()), json.loads(second.read_text()))
+
+
+def provenance_table(runs: Runs) -> pd.DataFrame:
+    """One row per experiment and profile: seeds, hardware, minutes per seed, revisions, date, torch and Python
+    versions, and the command that re-creates the files."""
+    rows = []
+    for (name, profile), records in runs.items():
+        first = records[0]
+        hw, ver = first["hardware"], first["versions"]
+        rows.append({"experiment": name, "profile": profile, "seeds": ", ".join(str(r["seed"]) for r in records),
+                     "hardware": hw.get("gpu") or f"{hw.get('cpu', '?')}, {hw.get('cores', '?')} cores",
+                     "minutes per seed": round(sum(r["wall_time_s"] for r in records) / len(records) / 60, 1),
+                     "revision": ", ".join(sorted({short_revision(r["git_revision"]) for r in records})),
+                     "date": max(r["created"][:10] for r in records), "torch": ver.get("torch"),
+                     "python": ver.get("python"), "command": f"repro run {name} --profile {profile}"})
+    return pd.DataFrame(rows)
+
+
+def dirty_share(runs: Runs) -> tuple[int, int]:
+    """(result files written from a working tree with uncommitted changes, all result files)."""
+    every = [r for records in runs.values() for r in records]
+    return sum(str(r["git_revision"]).endswith(DIRTY) for r in every), len(every)
+
+
+def flatten(tree: Mapping, prefix: str = "") -> dict:
+    """A nested mapping as one level, keys joined with "."."""
+    out: dict = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            out |= flatten(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def config_table(records: Sequence[dict], name: str = "", profile: str = "", root: Path | None = None
+                 ) -> pd.DataFrame:
+    """The first seed's configuration, one row per (flattened) key but the output and corpus folders, its value
+    (JSON but for strings) and whether it differs across seeds. Where the configuration names a CLIP and the
+    experiment's `name` is given, a first row names the model it built (`repro.edition.trained_model`)."""
+    from ..book import ExperimentResults
+    from ..edition import train_config_of, trained_model
+
+    configs = [flatten(r["config"]) for r in records]
+    keys = [k for k in configs[0] if not k.endswith(("out_dir", "corpus_dir"))]
+    rows = [{"key": k, "value": v if isinstance(v := configs[0][k], str) else json.dumps(v),
+             "varies across seeds": "yes" if len({json.dumps(c.get(k)) for c in configs}) > 1 else ""} for k in keys]
+    config = records[0]["config"]
+    if name and (train_config_of(config) or config.get("model")):
+        built = trained_model(ExperimentResults(name, profile, list(records), Path(root or ".")))
+        rows.insert(0, {"key": "(the CLIP built)", "value": built, "varies across seeds": ""})
+    return pd.DataFrame(rows, columns=["key", "value", "varies across seeds"])
+
+
+def versions_table(runs: Runs) -> pd.DataFrame:
+    """Every package version recorded in the result files."""
+    versions: dict[str, set] = {}
+    for records in runs.values():
+        for record in records:
+            for package, version in record["versions"].items():
+                versions.setdefault(package, set()).add(version)
+    return pd.DataFrame([{"package": p, "versions used": ", ".join(sorted(v))} for p, v in sorted(versions.items())],
+                        columns=["package", "versions used"])
+
+
+def _value(value: object, unit: str = "") -> str:
+    return "—" if value in (None, "") else f"{value}{unit}"
+
+
+def corpus_builds(root: Path) -> pd.DataFrame:
+    """Every corpus build whose summary is committed (`root/data/<corpus>/manifest.json`): date, build stamp, data
+    seed and build time."""
+    rows = []
+    for path in sorted(Path(root).glob("data/*/manifest.json")):
+        m = json.loads(path.read_text())
+        rows.append({"corpus": f"`{m['corpus']}`", "built on": m["created"][:10], "build stamp": f"`{m['stamp']}`",
+                     "data seed": m["config"]["seed"], "minutes": round(m["wall_time_s"] / 60, 1),
+                     "summary": f"`results/data/{path.parent.name}/`"})
+    return pd.DataFrame(rows, columns=["corpus", "built on", "build stamp", "data seed", "minutes", "summary"])
+
+
+def deviations_table(runs: Runs) -> pd.DataFrame:
+    """Where our setup departs from the paper's (§2, Appendix F) and why, ours read from the first `clip_small`
+    result of the best profile among `runs` (gpu, then cpu; "—" without one)."""
+    records = runs.get(("clip_small", "gpu")) or runs.get(("clip_small", "cpu")) or []
+    config = records[0]["config"] if records else {}
+    ours = f"ours (`clip_small`, {records[0]['profile']})" if records else "ours"
+    model = effective_config(config) if config.get("model") else None
+    steps = (f"{config['steps']:,} steps of {config['batch_size']}" if config.get("steps")
+             else f"{_value(config.get('epochs'))} epochs")
+    tokenizer = (f"BPE trained on our captions, {model.vocab_size:,} tokens, context {model.context_length}"
+                 if model and config.get("tokenizer") != "openai" else _value(config.get("tokenizer")))
+    rows = [
+        ("training data", "400M web image–text pairs (WIT)", "emoji, icons and clip art with their names and "
+         "keywords (see Data)", "no captioned natural photos can be had here"),
+        ("evaluation data", "27–36 datasets of natural images", "held-out art styles, unseen concepts, "
+         "Fashion-MNIST, MNIST, digits", "idem"),
+        ("image resolution", "224 px (336 for the best)", _value(config.get("data_size"), " px"), "compute"),
+        ("model", "ViT-B/32 … ViT-L/14, RN50 … RN50x64", describe(config, details=True) if model else "—", "compute"),
+        ("batch size", "32,768", _value(config.get("batch_size")), "compute; the contrastive task gets easier"),
+        ("training length", "32 epochs", steps, "compute"),
+        ("tokenizer", "BPE, 49,408 tokens, context 77", tokenizer, "our captions are short and few"),
+        ("precision", "fp16 mixed precision", _value(config.get("precision")), "CPU"),
+        ("warmup", "2,000 steps", _value(config.get("warmup_steps"), " steps"), "far fewer steps in total"),
+    ]
+    return pd.DataFrame(rows, columns=["", "paper", ours, "why"])
