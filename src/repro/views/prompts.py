@@ -122,3 +122,13 @@ def template_table(records: Sequence[dict]) -> pd.DataFrame:
         rows.append({"template": f"`{t}`", "suites": len(g), "gain over class name (points)":
                      interval_text(stats, signed=True), "_sort": stats["mean"]})
     return pd.DataFrame(rows).sort_values("_sort", ascending=False).drop(columns="_sort")
+
+
+def in_short(records: Sequence[dict], claim, zero, model: str) -> str:
+    """The chapter's opening summary from the zero-shot and prompt claims (`repro.claims`)."""
+    return (f"**In short.** Our CLIP ({model}) classifies emoji it never saw by their names alone at {zero.ours} on "
+            f"the headline test (*{zero.verdict.text}*). Prompts chosen on validation data change its accuracy on "
+            f"the zero-shot suites by {claim.ours} over the bare class name, against the paper's +~5 points "
+            f"({{numref}}`fig-prompts-gain`): *{claim.verdict.text}*. All numbers are from {len(records)} seed(s) of "
+            "a model millions of times smaller than the paper's, trained on drawings; the paper's absolute "
+            "accuracies are not comparable, its effects are.")

@@ -167,3 +167,57 @@ def captions_figure(gallery: dict, arrays: dict):
             text_ax.text(0.0, 1 - (i + 0.5) / len(item["captions"]), f"{i + 1}. {caption}   ({c['score']:.3f})",
                          color=GREEN if c["correct"] else RED, fontsize=11, va="center", transform=text_ax.transAxes)
     return fig
+
+
+def setting_text(records: list[dict], model: str, profile: str) -> str:
+    """What is searched, by which model, for the top of the chapter."""
+    first = records[0]
+    corpus = first["config"]["corpus"]
+    info = first["metrics"]["model"]
+    what = ("emoji in eight art styles, icons and clip art, each image 32 × 32 pixels" if corpus != "smoke" else
+            "the smoke corpus's generated coloured shapes, 32 × 32 pixels")
+    named = {s: first["metrics"][f"named_in_training/{s}"] for s in SPLITS}
+    r1 = recall(records).set_index(["split", "direction", "k"])
+    zs = r1.loc[("zeroshot", "t2i", 1)]
+    hub = first["metrics"].get("hubness/zeroshot")
+    short = (f"**In short.** Given a caption of a concept it never saw, our CLIP ranks that caption's own image "
+             f"first {interval_text(zs, digits=2)}% of the time, {zs['times_chance']:.1f}× chance "
+             f"({{numref}}`tab-retrieval-recall`)"
+             + (f"; its answers crowd onto a few *hub* images (skewness {hub['skewness']:.1f} of how often each "
+                f"image is retrieved, {{numref}}`tab-retrieval-hubness`)" if hub else "")
+             + ". It retrieves in the paper's direction, far below its level: a model of a few million parameters "
+             "trained on drawings, against one of 430M trained on 400M photographs.\n\n")
+    return short + (
+        f"**What is searched here.** The images are {what} — drawings, not photographs. The model is the "
+        f"`clip_small` CLIP of the **{profile}** profile, {model} with images at {info['image_px']} px, one model "
+        "per seed, evaluated without any further training (the paper's ViT-L/14 has about 430M parameters and "
+        f"saw 400M pairs). Of the concepts searched, {named['val']['named']} of {named['val']['concepts']} (val) "
+        f"and {named['zeroshot']['named']} of {named['zeroshot']['concepts']} (zeroshot) are named, as whole "
+        "words, in at least one training caption.")
+
+
+def hits_text(records: list[dict]) -> str:
+    """How many of the gallery's retrieved images show the queried concept, against a random draw."""
+    hits = query_hits(records)
+    return f"Over all {len(records)} seed(s) and queries: " + "; ".join(
+        f"on **{split}**, {h.correct} of {h.shown} retrieved images show the queried concept (a random draw would "
+        f"give {h.expected:.1f}), and {h.same_category} share its category ({h.category_expected:.1f} by chance)"
+        for split, h in hits.iterrows()) + "."
+
+
+def verdict_text(records: list[dict]) -> str:
+    """The chapter's verdict: recall against chance in both directions and splits, and the paper's scale."""
+    tidy = recall(records)
+    info = records[0]["metrics"]["model"]
+    r1 = tidy[tidy["k"] == 1].set_index(["split", "direction"])
+    below = tidy[~tidy["above_chance"]]
+    return ("**How far above chance.** At R@1 the model finds an image's caption "
+            + " and ".join(f"{r1.loc[(s, 'i2t'), 'times_chance']:.0f}× more often than chance on {s}" for s in SPLITS)
+            + "; it finds a caption's image "
+            + " and ".join(f"{r1.loc[(s, 't2i'), 'times_chance']:.1f}× more often on {s}" for s in SPLITS) + ". "
+            + (f"All {len(tidy)} recalls are above chance (95% interval excluding it)." if below.empty else
+               f"{len(below)} of the {len(tidy)} recalls cannot be told apart from chance at 95%.")
+            + "\n\n**Against the paper.** The paper's R@1 of 37.8–88.0% (Table 13) comes from a model about "
+            f"{427e6 / info['parameters']:,.0f}× larger (ViT-L/14), trained on 400M natural image–text pairs; ours "
+            f"has {info['parameters'] / 1e6:.1f}M parameters and was trained on {info['train_images']:,} pictures "
+            f"at {info['image_px']} px. It retrieves in the paper's direction, far from its level.")
