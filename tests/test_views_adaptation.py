@@ -22,6 +22,7 @@ from repro import claims
 from repro.book import ExperimentResults
 from repro.stats import accuracy_interval, difference_interval, interval_text
 from repro.views import adaptation as view
+from repro.views import adaptation_text as words
 
 ROOT = Path(__file__).resolve().parents[1] / "results"
 SCALED = ("in_distribution", "held_out_styles", "zero_shot_concepts", "drop")
@@ -161,9 +162,9 @@ def test_fewshot_table_and_text(smoke3, old) -> None:
     assert row["in-distribution"] == interval_text(accuracy_interval(_direct(smoke3, "coop", "in_distribution", k)))
     assert row["trainable parameters"] == f"{view.params(smoke3, 'coop', k):,}"
     assert row["wall time (s)"] == f"{_direct(smoke3, 'coop', 'wall_time_s', k).mean():.1f}"
-    text = view.fewshot_text(smoke3)
+    text = words.fewshot_text(smoke3)
     assert all(f"**{view.NAMES[m]}**" in text for m in s["few_methods"])
-    assert view.fewshot_table(old).empty and view.fewshot_text(old) == view.NO_FEW
+    assert view.fewshot_table(old).empty and words.fewshot_text(old) == view.NO_FEW
     assert view.classes_short(old) == {}
 
 
@@ -200,11 +201,11 @@ def test_walltime_is_the_records(smoke3, committed) -> None:
 
 def test_sentences(committed, smoke) -> None:
     for records in (committed, smoke):
-        text = view.verdict_text(records)
+        text = words.verdict_text(records)
         best = max(view.setting(records)["methods"], key=lambda m: _direct(records, m, "in_distribution").mean())
         assert f"comes from **{view.NAMES[best]}**" in text
-        assert f"capped at {records[0]['config']['probe_max_iter']:,} iterations" in view.selection_text(records)
-    floors = view.floors_text(committed)
+        assert f"capped at {records[0]['config']['probe_max_iter']:,} iterations" in words.selection_text(records)
+    floors = words.floors_text(committed)
     s = view.setting(committed)
     weak = [h for h in s["held"] if _direct(committed, "zeroshot", h).mean() < 2 * s["chance"]]
     assert (floors == "") == (not weak) and all(f"`{w}`" in floors for w in weak)

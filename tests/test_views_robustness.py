@@ -16,6 +16,7 @@ from repro.evaluate.robustness import effective_robustness, trend_band
 from repro.experiments.robustness_summary import HELD_OUT_MEAN, ICON_MEAN, summarize, verdicts_inputs
 from repro.stats import accuracy_interval, difference_interval, interval_text
 from repro.views import robustness as view
+from repro.views import robustness_verdicts as verdicts
 
 INTERVAL = re.compile(r"^([+-]?[\d.]+)(?: \[([+-]?[\d.]+), ([+-]?[\d.]+)\])?$")
 
@@ -136,11 +137,11 @@ def test_verdicts_come_from_the_claims_and_say_what_is_missing(records) -> None:
     from repro import claims
 
     results = _results(records)
-    found = view.chapter_claims(results)
+    found = verdicts.chapter_claims(results)
     assert found["icons"] is None and found["narrow"] is None  # the old format has neither
     assert found["styles"].ours == claims.effective_robustness(results)[0].ours
     assert found["probe"].ours == claims.beats_supervised_probe(results).ours
-    table = view.verdict_table(results)
+    table = verdicts.verdict_table(results)
     assert len(table) == len(found) and (table["ours"] == view.NOT_HERE).sum() == 2
     assert view.narrow_table(records).empty
 
@@ -155,7 +156,7 @@ def test_figures_have_their_panels(records) -> None:
     fig = view.head_figure(records)
     assert len(fig.axes) == 2 and len(fig.axes[0].get_yticklabels()) == 1 + len(view.setting(records)["targets"])
     plt.close(fig)
-    text = view.discussion(records)
+    text = verdicts.discussion(records)
     assert text.count("\n\n") == 2 and "R²" in text
 
 
@@ -173,9 +174,9 @@ def test_smoke_run_has_the_new_parts(smoke) -> None:
     assert view.CLIP_NAMES["narrow_zero_shot"] in set(view.band_table(smoke)["model"])
     assert "held-out icon set" in " ".join(view.task_table(smoke)["distribution"])
     assert "icons of" in view.icon_text(smoke) and "pictures" in view.narrow_text(smoke)
-    found = view.chapter_claims(_results(smoke))
+    found = verdicts.chapter_claims(_results(smoke))
     assert found["narrow"] is not None and found["icons"] is not None
-    assert not (view.verdict_table(_results(smoke))["ours"] == view.NOT_HERE).any()
+    assert not (verdicts.verdict_table(_results(smoke))["ours"] == view.NOT_HERE).any()
     fig = view.trend_figure(smoke)
     assert [ax.get_title() for ax in fig.axes] == [HELD_OUT_MEAN, ICON_MEAN]
     plt.close(fig)
