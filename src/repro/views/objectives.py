@@ -1,0 +1,260 @@
+"""Tables and figures of the objectives chapter (paper §2.3, Figure 2), from the `objectives` result records
+(`repro.experiments.objectives`): the common setting, zero-shot accuracy against images seen for the four
+objectives (Figure 2 in miniature), the accuracy each reaches with the whole budget, the paired differences between
+them, and the sample-efficiency ratios beside the paper's (`repro.experiments.objectives_summary`). Accuracies carry
+95% intervals inside [0, 1] over seeds (`repro.stats.accuracy_interval`), differences paired intervals
+(`repro.stats.difference_interval`); the verdicts on the paper's 3× and 4× are `repro.claims.objectives_order`.
+
+Class counts and chance levels come from the records (`metrics["suites"]`) or, for result files written before
+they were recorded, from the `facts` argument (`repro.book.ExperimentResults.suite_facts`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..experiments import objectives_summary as osu
+from ..experiments.objectives import OBJECTIVES, PAIRS
+from ..models.naming import describe, effective_config
+from ..stats import accuracy_interval, difference_interval, interval_text
+
+#: The objectives that predict the text and those that contrast it (the paper's central comparison, §2.3).
+PREDICTIVE = ("caption-lm", "bow-predict")
+CONTRASTIVE = ("bow-contrastive", "clip")
+#: Short names for tables.
+SHORT = {"caption-lm": "language model", "bow-predict": "BoW prediction", "bow-contrastive": "BoW contrastive",
+         "clip": "CLIP"}
+#: Neighbours in the paper's order, each compared with the next slower one.
+STEPS = (("bow-predict", "caption-lm"), ("bow-contrastive", "bow-predict"), ("clip", "bow-contrastive"))
+
+
+def kinds(records: Sequence[dict]) -> list[str]:
+    """The objectives in the result files, in the paper's order (slowest first)."""
+    found = records[0]["metrics"]["objectives"]
+    return [k for k in OBJECTIVES if k in found]
+
+
+def suites(records: Sequence[dict]) -> list[str]:
+    return list(records[0]["config"]["suites"])
+
+
+def suite_facts(records: Sequence[dict], facts: dict | None = None) -> dict[str, dict]:
+    """Per suite: n_classes, chance and (when recorded) n, the images scored."""
+    recorded = records[0]["metrics"].get("suites") or {}
+    out = {}
+    for s in suites(records):
+        entry = dict((facts or {}).get(s, {})) | dict(recorded.get(s, {}))
+        if "chance" not in entry:
+            raise ValueError(f"no chance level for {s!r}: pass facts= (ExperimentResults.suite_facts())")
+        out[s] = entry
+    return out
+
+
+def curves(records: Sequence[dict]) -> pd.DataFrame:
+    """Tidy zero-shot accuracy: one row per objective, suite, seed and snapshot (step, images_seen, top1)."""
+    rows = []
+    for r in records:
+        for kind in kinds(records):
+            for snap in r["metrics"]["objectives"][kind]["snapshots"]:
+                rows.extend({"objective": kind, "label": OBJECTIVES[kind], "suite": s, "seed": r["seed"],
+                             "step": snap["step"], "images_seen": snap["images_seen"], "top1": float(snap[s])}
+                            for s in suites(records))
+    return pd.DataFrame(rows)
+
+
+def bands(records: Sequence[dict], facts: dict | None = None) -> pd.DataFrame:
+    """Per objective, suite and snapshot: mean top-1 over seeds and its 95% interval inside [0, 1] (one seed: the
+    Wilson interval of the images scored, when recorded)."""
+    info = suite_facts(records, facts)
+    rows = []
+    for (kind, suite, seen), g in curves(records).groupby(["objective", "suite", "images_seen"], sort=False):
+        stats = accuracy_interval(g["top1"], info[suite].get("n"))
+        rows.append({"objective": kind, "suite": suite, "images_seen": seen, "mean": stats["mean"],
+                     "low": stats["low"], "high": stats["high"], "n": stats["n"]})
+    return pd.DataFrame(rows)
+
+
+def compact(n: float) -> str:
+    """12,800 -> "12.8k", 1,310,720 -> "1.31M": a tick label for images seen."""
+    for size, unit in ((1e6, "M"), (1e3, "k")):
+        if n >= size:
+            return f"{n / size:.3g}{unit}"
+    return f"{n:.0f}"
+
+
+def images_seen(records: Sequence[dict]) -> list[int]:
+    return [s["images_seen"] for s in records[0]["metrics"]["objectives"][kinds(records)[0]]["snapshots"]]
+
+
+def setup_table(records: Sequence[dict], facts: dict | None = None) -> pd.DataFrame:
+    """The setting the four runs share: model, image encoder, text side, budget, optimiser, snapshots, test, seeds."""
+    config = records[0]["config"]
+    train, info = config["train"], suite_facts(records, facts)
+    model, seen = effective_config(train), images_seen(records)
+    image = (f"ViT of width {model.vision_width}, {model.vision_layers} layers, patch {model.vision_patch_size}, "
+             f"{model.image_resolution} px" if model.is_vit else
+             f"modified ResNet of width {model.vision_width}, layers {tuple(model.vision_layers)}, "
+             f"{model.image_resolution} px")
+    spacing = "log-spaced (each twice the last)" if config.get("spacing") == "log2" else "evenly spaced"
+    rows = [
+        ("model configuration", describe(train)),
+        ("image encoder", image),
+        ("text side", f"width {model.transformer_width}, {model.transformer_layers} layers (language model and "
+                      f"CLIP), context {model.context_length}, BPE vocabulary {model.vocab_size:,} learned once on "
+                      "the training captions"),
+        ("budget", f"{train['steps']:,} steps × batch {train['batch_size']} = "
+                   f"{train['steps'] * train['batch_size']:,} images (a caption drawn at random per image and step)"),
+        ("optimiser", f"AdamW, lr {train['lr']:g}, weight decay {train['weight_decay']:g}, {train['warmup_steps']} "
+                      "warmup steps then cosine decay; learnable temperature (contrastive objectives)"),
+        ("snapshots", f"{len(seen)} {spacing}: after {', '.join(f'{s:,}' for s in seen)} images"),
+        ("zero-shot test", ", ".join(f"`{s}` ({info[s]['n_classes']} classes)" for s in suites(records))
+         + f"; template {', '.join(repr(t) for t in config['templates'])}"),
+        ("seeds", f"{len(records)}: seed k initialises every model and orders the data identically for the four "
+                  "objectives"),
+    ]
+    return pd.DataFrame(rows, columns=["", "setting"])
+
+
+def figure(records: Sequence[dict], facts: dict | None = None):
+    """Figure 2 in miniature: zero-shot top-1 against images seen (log axis) per objective, mean over seeds with a
+    95% band, and chance (dotted); one panel per suite."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    info, table = suite_facts(records, facts), bands(records, facts)
+    colours = dict(zip(kinds(records), sns.color_palette("colorblind"), strict=False))
+    names = suites(records)
+    fig, axes = plt.subplots(1, len(names), figsize=(5.0 * len(names), 3.8), squeeze=False)
+    for ax, suite in zip(axes.flat, names, strict=True):
+        for kind in kinds(records):
+            part = table[(table["objective"] == kind) & (table["suite"] == suite)]
+            ax.plot(part["images_seen"], 100 * part["mean"], marker="o", color=colours[kind], label=OBJECTIVES[kind])
+            if part["low"].notna().all():
+                ax.fill_between(part["images_seen"], 100 * part["low"], 100 * part["high"], color=colours[kind],
+                                alpha=0.15)
+        ax.axhline(100 * info[suite]["chance"], color="0.4", ls=":", label="chance")
+        ax.set_xscale("log")
+        seen = images_seen(records)
+        ax.set_xticks(seen, [compact(v) for v in seen], fontsize=8)
+        ax.xaxis.set_minor_locator(plt.NullLocator())
+        ax.set_xlabel("images seen")
+        ax.set_ylabel("zero-shot top-1 (%)")
+        ax.set_title(suite, fontsize=10)
+        ax.grid(alpha=0.3)
+        sns.despine(ax=ax)
+    fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="lower center", ncol=3, frameon=False, fontsize=9)
+    fig.tight_layout(rect=(0, 0.14, 1, 1))
+    return fig
+
+
+def finals(records: Sequence[dict], kind: str, suite: str) -> np.ndarray:
+    """The final zero-shot top-1 of objective `kind` on `suite`, one per seed."""
+    return osu.curve(records, kind, suite)[1][:, -1]
+
+
+def final_table(records: Sequence[dict], facts: dict | None = None) -> pd.DataFrame:
+    """Zero-shot top-1 (%) at the end of the budget per objective and suite, mean [95% interval] over seeds, with
+    chance and the training throughput (images per second, mean over seeds)."""
+    info = suite_facts(records, facts)
+    rows = []
+    for kind in kinds(records):
+        row = {"objective": OBJECTIVES[kind]}
+        for s in suites(records):
+            row[f"{s} (%)"] = interval_text(accuracy_interval(finals(records, kind, s), info[s].get("n")))
+        row["img/s (training)"] = f"{np.mean([r['metrics']['objectives'][kind]['img_s'] for r in records]):.0f}"
+        rows.append(row)
+    rows.append({"objective": "chance", **{f"{s} (%)": f"{100 * info[s]['chance']:.1f}" for s in suites(records)},
+                 "img/s (training)": ""})
+    return pd.DataFrame(rows)
+
+
+def final_means(records: Sequence[dict]) -> pd.DataFrame:
+    """The unrounded mean final accuracies behind `final_table` (a CSV for download)."""
+    return pd.DataFrame([{"objective": k, **{s: float(finals(records, k, s).mean()) for s in suites(records)}}
+                         for k in kinds(records)])
+
+
+def _direction(stats: dict) -> str:
+    if stats["n"] < 2 or not math.isfinite(stats["low"]):
+        return "not tested (one seed)"
+    return "higher" if stats["low"] > 0 else "lower" if stats["high"] < 0 else "not distinguishable"
+
+
+def differences(records: Sequence[dict], pairs: Sequence[tuple[str, str]] | None = None) -> pd.DataFrame:
+    """Per suite and pair (a, b): the final top-1 of a minus that of b, paired over seeds (mean, low, high, n; as
+    fractions) and whether a ends higher, lower or not distinguishably. Default pairs: each objective against the
+    next slower one (`STEPS`), then each contrastive against each predictive objective."""
+    pairs = list(pairs or [*STEPS, *((c, p) for c in CONTRASTIVE for p in PREDICTIVE if (c, p) not in STEPS)])
+    rows = []
+    for suite in suites(records):
+        for a, b in pairs:
+            stats = difference_interval(finals(records, a, suite) - finals(records, b, suite))
+            rows.append({"suite": suite, "a": a, "b": b, **{k: stats[k] for k in ("mean", "low", "high", "n")},
+                         "direction": _direction(stats)})
+    return pd.DataFrame(rows)
+
+
+def differences_table(records: Sequence[dict]) -> pd.DataFrame:
+    """`differences` for the book: one row per pair, one column per suite, "+1.2 [0.4, 2.0] (higher)"."""
+    frame = differences(records)
+    rows = []
+    for (a, b), g in frame.groupby(["a", "b"], sort=False):
+        rows.append({"difference (points)": f"{SHORT[a]} − {SHORT[b]}",
+                     **{r["suite"]: interval_text(r, signed=True) + (f" ({r['direction']})" if r["n"] > 1 else "")
+                        for _, r in g.iterrows()}})
+    return pd.DataFrame(rows)
+
+
+def central_claim(records: Sequence[dict]) -> dict[str, str]:
+    """Per suite, the paper's central claim — both contrastive objectives end above both predictive ones, paired
+    over seeds: "reproduced", "not reproduced" or "not tested (one seed)"."""
+    frame = differences(records, [(c, p) for c in CONTRASTIVE for p in PREDICTIVE])
+    out = {}
+    for suite, g in frame.groupby("suite", sort=False):
+        out[suite] = "not tested (one seed)" if (g["n"] < 2).any() else \
+            "reproduced" if (g["direction"] == "higher").all() else "not reproduced"
+    return out
+
+
+def standings(records: Sequence[dict], facts: dict | None = None) -> pd.DataFrame:
+    """Per suite: the objectives from highest to lowest final accuracy (`order`, with mean [95% interval], %;
+    `ranking`, short names only), which of them are not above chance (`objectives_summary.above_chance`), classes
+    and chance."""
+    info = suite_facts(records, facts)
+    rows = []
+    for s in suites(records):
+        order = sorted(kinds(records), key=lambda k: -finals(records, k, s).mean())
+        chance = info[s]["chance"]
+        texts = {k: interval_text(accuracy_interval(finals(records, k, s), info[s].get("n"))) for k in order}
+        rows.append({"suite": s, "classes": info[s]["n_classes"], "chance": chance,
+                     "order": " > ".join(f"{OBJECTIVES[k]} ({texts[k]}%)" for k in order),
+                     "ranking": " > ".join(SHORT[k] for k in order),
+                     "at chance": [k for k in kinds(records) if not osu.above_chance(records, k, s, chance)[0]]})
+    return pd.DataFrame(rows)
+
+
+def _seed_text(row: pd.Series) -> str:
+    if row["bound"] == "exact":
+        return f"{row['ratio']:.1f}×"
+    return f"≥ {row['ratio_at_least']:.0f}×" if row["bound"] == "lower" else "< 1×"
+
+
+def efficiency_table(records: Sequence[dict], facts: dict | None = None,
+                     pairs: Sequence[tuple[str, str]] = PAIRS) -> pd.DataFrame:
+    """Per suite and pair: the paper's ratio, ours (`objectives_summary.efficiency_summary`: geometric mean over
+    seeds [95% interval]; "—" where the slower objective never leaves chance) and each seed's ratio or bound."""
+    info = suite_facts(records, facts)
+    rows = []
+    for suite in suites(records):
+        per_seed = osu.efficiency_ratios(records, suite, pairs)
+        for _, row in osu.efficiency_summary(records, suite, info[suite]["chance"], pairs).iterrows():
+            seeds = per_seed[per_seed["pair"] == row["pair"]]
+            rows.append({"suite": suite, "faster": SHORT[row["faster"]], "than": SHORT[row["slower"]],
+                         "paper": f"{row['paper']:g}×" if math.isfinite(row["paper"]) else "—",
+                         "ours (geometric mean [95% interval])": "— (the second stays at chance)"
+                         if row["status"] == "untestable" else row["result"],
+                         "per seed": ", ".join(_seed_text(r) for _, r in seeds.iterrows())})
+    return pd.DataFrame(rows)
