@@ -167,3 +167,10 @@ def test_name_occurrence_reads_the_corpus_record_or_none(tmp_path) -> None:
     assert book.ExperimentResults("x", "cpu", records, tmp_path).name_occurrence()["train_pictures"] == 3
     other = [{"seed": 0, "config": {"corpus": "large"}, "metrics": {}}]
     assert book.ExperimentResults("x", "cpu", other, tmp_path).name_occurrence() is None
+
+
+def test_an_empty_table_is_still_a_numbered_table(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "_toc.yml").write_text("root: x\n")
+    text = book.table(pd.DataFrame(), "tab-empty", "Nothing yet.")
+    assert ":name: tab-empty" in text and "not in these results" in text

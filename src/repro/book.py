@@ -220,6 +220,8 @@ def table(df: pd.DataFrame, name: str, caption: str, csv: pd.DataFrame | None = 
     """
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name):
         raise ValueError(f"table name {name!r}: use lower-case letters, digits and '-' (it is a label and a file name)")
+    if df.empty:  # results written before the table existed: still a (numbered) table, saying so
+        df = pd.DataFrame({"": ["not in these results (written before this table existed)"]})
     path = repo_root() / "_build" / "tables" / f"{name}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     (csv if csv is not None else df).to_csv(path, index=index)

@@ -95,6 +95,8 @@ def paired_table(records: Sequence[dict], suites: Sequence[str], mode: str = "ch
                  over: str = "classname") -> pd.DataFrame:
     """Image by image on the same pictures (`experiment.paired_tests`): per suite, the mean gain over seeds and, for
     each seed, whether McNemar's test finds the two prompt modes different (p < 0.05) and in which direction."""
+    if not suites:
+        return pd.DataFrame()
     tests = experiment.paired_tests(records, mode, suites, over)
     rows = []
     for suite, g in tests.groupby("suite", sort=False):
