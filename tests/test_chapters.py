@@ -58,3 +58,31 @@ def test_progress_bars_follow_tqdm_disable(monkeypatch, capsys, value, disabled)
     assert progress_disabled() is disabled
     encode_images(CLIP(SMALL_VIT), np.zeros((4, 32, 32, 3), np.uint8), batch_size=1, progress=True)
     assert ("encode images" in capsys.readouterr().err) is not disabled
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_a_chapter_defines_no_helpers(chapter) -> None:
+    """Summaries, tables, figures and verdicts are package functions (repro.views, repro.claims), written once."""
+    defined = re.findall(r"^(?:def|class) (\w+)", code_of(chapter), re.M)
+    assert not defined, f"{chapter.name} defines {defined}: move them into the package (repro.views)"
+
+
+def code_fraction(path) -> float:
+    """The share of a chapter's lines that are inside code cells (their metadata included; blank lines elsewhere
+    count as prose)."""
+    code = total = 0
+    inside = False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        total += 1
+        if line.startswith("```{code-cell}"):
+            inside = True
+        elif inside and line.startswith("```"):
+            inside = False
+        elif inside:
+            code += 1
+    return code / max(total, 1)
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_a_chapter_is_mostly_prose(chapter) -> None:
+    assert code_fraction(chapter) <= 1 / 3, f"{chapter.name}: {code_fraction(chapter):.0%} of its lines are code"
