@@ -158,3 +158,17 @@ def test_an_interrupted_run_reports_the_same_training_flops(corpus, tmp_path) ->
     train(config(corpus, tmp_path / "b"), stop_after=5)
     resumed = train(config(corpus, tmp_path / "b"), resume=True)["flops"]
     assert resumed == whole and whole["total"] > 0
+
+
+def test_descend_refuses_a_non_finite_loss_and_steps_otherwise():
+    import torch
+
+    from repro.optim import descend
+
+    w = torch.nn.Parameter(torch.tensor([1.0]))
+    opt = torch.optim.SGD([w], lr=0.5)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    with pytest.raises(RuntimeError, match="probe, step 3: the loss is nan"):
+        descend(opt, sched, (w * float("nan")).sum(), "probe, step 3")
+    descend(opt, sched, (w ** 2).sum(), "probe, step 4")  # d/dw w² = 2: w ← 1 − 0.5 · 2
+    assert w.item() == pytest.approx(0.0)

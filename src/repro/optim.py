@@ -53,3 +53,14 @@ def logit_scale_reach(lr: float, warmup: int, total: int, start: float = 1 / 0.0
     """The largest logit scale a run can reach from `start`: log(scale) grows by at most `lr_sum` over the run. The
     paper's clamp at 100 needs a sum of ln(100 · 0.07) ≈ 1.95 (paper §2.5)."""
     return start * math.exp(lr_sum(lr, warmup, total))
+
+
+def descend(optimizer, scheduler, loss, what: str) -> None:
+    """One optimisation step on `loss`: refuse a non-finite loss (naming `what` — the run and step), clear the old
+    gradients, backpropagate, step the optimizer and then the learning-rate schedule."""
+    if not loss.isfinite():
+        raise RuntimeError(f"{what}: the loss is {loss.item()}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    scheduler.step()

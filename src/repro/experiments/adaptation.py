@@ -48,7 +48,7 @@ from ..evaluate.features import normalize as unit
 from ..evaluate.probe import stratified_holdout
 from ..evaluate.shift import ShiftTask, shift_task, training_rows
 from ..evaluate.zeroshot import zeroshot_classifier, zeroshot_eval
-from ..train import lr_lambda, param_groups
+from ..optim import descend, lr_lambda, param_groups
 from . import clip_small
 from .adaptation_fewshot import FEW_SHOT_METHODS, few_shot_axis
 from .common import limited_threads, trained_clip_with_corpus
@@ -172,12 +172,7 @@ def finetune(model, tokenizer, images: torch.Tensor, labels: torch.Tensor, class
         scale, shift = crop_params(batch_size, min_crop_scale, g, device)
         x = normalize(square_crop(to_float(images[batch]), res, scale, shift))
         loss, accuracy = classification_loss(model, x, labels[batch], prompts[template])
-        if not torch.isfinite(loss):
-            raise RuntimeError(f"{desc}: the loss is {loss.item()} at step {step} (lr {sched.get_last_lr()[0]:.3g})")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+        descend(opt, sched, loss, f"{desc}, step {step} (lr {sched.get_last_lr()[0]:.3g})")
         model.clamp_logit_scale()
         window.append((loss.item(), accuracy.item()))
         if (step + 1) % log_every == 0 or step + 1 == steps:

@@ -41,7 +41,7 @@ from ..evaluate.features import normalize as unit
 from ..evaluate.probe import evaluate_fit, fit_logistic, sample_shots, search_C, stratified_holdout
 from ..evaluate.zeroshot import zeroshot_classifier
 from ..feature_adapter import CLIPAdapter
-from ..optim import lr_lambda
+from ..optim import descend, lr_lambda
 from ..prompt_tuning import PromptLearner
 from .common import limited_threads
 
@@ -112,12 +112,7 @@ def fit_on_features(params: list[torch.nn.Parameter], logits_fn: Callable[[torch
         rows = torch.randperm(n, generator=generator)[:batch]
         view = torch.randint(n_views, (batch,), generator=generator)
         loss = F.cross_entropy(logits_fn(views[view, rows].to(device)), labels[rows].to(device))
-        if not torch.isfinite(loss):
-            raise RuntimeError(f"the loss is {loss.item()} at step {step} (lr {lr:g})")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+        descend(opt, sched, loss, f"step {step} (lr {lr:g})")
         losses.append(loss.item())
     return {"steps": steps, "final_loss": float(np.mean(losses[-10:])) if losses else float("nan"),
             "train_wall_time_s": time.time() - start}
