@@ -49,3 +49,14 @@ def test_above_chance_uses_the_paired_effect():
     assert up.verdict.kind == "reproduced" and up.effect["mean"] == pytest.approx(0.1233, abs=1e-4)
     at = claims.above_chance("x", "c", "p", "t", [0.09, 0.12, 0.10], chance=0.1, n_items=1000)
     assert at.verdict.kind == "inconclusive"
+
+
+def test_zero_shot_and_retrieval_claims_read_smoke_results_too(tmp_path_factory):
+    from conftest import smoke_experiment
+
+    with smoke_experiment(tmp_path_factory, "clip_small") as run:
+        clip = ExperimentResults("clip_small", "smoke", [run["record"]], run["root"] / "results")
+        named, unseen = claims.zero_shot(clip)
+        assert named.verdict.kind == "inconclusive" and "smoke" not in named.test  # one seed: no interval
+        assert claims.retrieval(clip).effect["n"] == 1
+        assert claims.temperature_reaches_clamp(clip).verdict.kind in KINDS
