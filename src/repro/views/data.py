@@ -9,8 +9,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ..book import ci_text
 from ..data.suites import prompt, same_classes
-from ..stats import accuracy_interval, difference_interval, interval_text
+from ..stats import difference_interval, interval_text
 
 #: Sources whose pictures are not emoji (icons and clip art), as `counts_by_source` names them.
 NOT_EMOJI = ("iconify", "openclipart-png")
@@ -164,8 +165,8 @@ def corpus_effect(before, after, suites_before: Sequence[Mapping] = (), suites_a
         diff = (difference_interval(a - b) if paired else
                 {"mean": float(a.mean() - b.mean()), "low": float("nan"), "high": float("nan"), "n": 0})
         rows.append({"suite": suite, "classes": value.get("n_classes"),
-                     f"{names[0]} (%)": interval_text(accuracy_interval(b)),
-                     f"{names[1]} (%)": interval_text(accuracy_interval(a)),
+                     f"{names[0]} (%)": ci_text(b),
+                     f"{names[1]} (%)": ci_text(a),
                      "difference (points)": interval_text(diff, signed=True),
                      "same classes": {True: "yes", False: "no"}.get(alike.get(suite), "—")})
     return pd.DataFrame(rows)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ..book import ci_text
 from ..experiments.fewshot import shots_to_match
 from ..stats import accuracy_interval, difference_interval, interval_text
 
@@ -72,10 +73,6 @@ def curve(records: Sequence[dict], task: str, test: str) -> np.ndarray:
                      for r in records], dtype=float)
 
 
-def _acc(values) -> str:
-    return interval_text(accuracy_interval(values))
-
-
 def setting(records: Sequence[dict]) -> dict:
     """The experiment's sizes (pool and test caps, draws, folds, L-BFGS iterations), its tasks by kind and its
     seeds, for the chapter's prose."""
@@ -108,10 +105,10 @@ def accuracy_table(records: Sequence[dict]) -> pd.DataFrame:
     over seeds (k-shot: each seed's mean over its draws)."""
     rows = []
     for task, test in pairs(records):
-        row = {"task": task, "test set": test, "zero-shot": _acc(_values(records, task, test, "zero_shot")),
-               "full probe": _acc(_values(records, task, test, "linear_probe"))}
+        row = {"task": task, "test set": test, "zero-shot": ci_text(_values(records, task, test, "zero_shot")),
+               "full probe": ci_text(_values(records, task, test, "linear_probe"))}
         c = curve(records, task, test)
-        row.update({f"{k}-shot": _acc(c[:, j]) for j, k in enumerate(shots(records))})
+        row.update({f"{k}-shot": ci_text(c[:, j]) for j, k in enumerate(shots(records))})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -122,7 +119,7 @@ def versus_probe_table(records: Sequence[dict]) -> pd.DataFrame:
     rows = []
     for task, test in pairs(records):
         zero, full = _values(records, task, test, "zero_shot"), _values(records, task, test, "linear_probe")
-        rows.append({"task": task, "test set": test, "zero-shot": _acc(zero), "full probe": _acc(full),
+        rows.append({"task": task, "test set": test, "zero-shot": ci_text(zero), "full probe": ci_text(full),
                      "zero-shot − probe (points)": interval_text(difference_interval(zero - full), signed=True)})
     return pd.DataFrame(rows)
 
@@ -161,7 +158,7 @@ def match_table(records: Sequence[dict]) -> pd.DataFrame:
     for task, test in pairs(records):
         seeds = _values_raw(records, task, test)
         rows.append({"task": task, "test set": test,
-                     "zero-shot (%)": _acc(_values(records, task, test, "zero_shot")),
+                     "zero-shot (%)": ci_text(_values(records, task, test, "zero_shot")),
                      "shots to match (seed-mean curve)": match_text(match_value(records, task, test)),
                      "per seed": ", ".join(match_text(v) for v in seeds)})
     return pd.DataFrame(rows)

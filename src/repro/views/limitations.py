@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ..book import ci_text
 from ..stats import accuracy_interval, difference_interval, interval_text
 
 #: The four classifiers compared on every real-photo set, as the book names them.
@@ -61,7 +62,7 @@ def photos_table(records: Sequence[dict]) -> pd.DataFrame:
         row = {"task": task_name(task), "classes": entry["n_classes"],
                "train / test images": f"{entry['n_train']:,} / {entry['n_test']:,}",
                "chance": f"{100 * entry['chance']:.1f}"}
-        row.update({label: interval_text(accuracy_interval(top1(records, task, method)))
+        row.update({label: ci_text(top1(records, task, method))
                     for method, label in METHODS.items()})
         rows.append(row)
     return pd.DataFrame(rows)
@@ -126,7 +127,7 @@ def confusion_figure(records: Sequence[dict], task: str | None = None):
                     cbar_kws={"label": "share of the true class (%)", "shrink": 0.8}, annot_kws={"fontsize": 9})
         ax.tick_params(axis="x", labelrotation=45 if long else 0)
         ax.tick_params(axis="y", labelrotation=0)
-        accuracy = interval_text(accuracy_interval(top1(records, task, method)))
+        accuracy = ci_text(top1(records, task, method))
         ax.set(xlabel="predicted class", ylabel="true class" if method == "zeroshot" else "",
                title=f"{task_name(task)}: {METHODS[method]}\n(top-1 {accuracy}%)")
     return fig

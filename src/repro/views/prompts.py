@@ -9,8 +9,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ..book import ci_text
 from ..experiments import prompts as experiment
-from ..stats import accuracy_interval, difference_interval, interval_text
+from ..stats import difference_interval, interval_text
 
 #: How the book names the modes.
 MODE_NAMES = {"classname": "class name", "single": "one template", "ensemble": "ensemble",
@@ -33,7 +34,7 @@ def suite_table(records: Sequence[dict]) -> pd.DataFrame:
         row = {"suite": suite + (" (selection)" if first["selected_on"] else ""), "kind": first["shift"],
                "classes": int(first["n_classes"])}
         for mode, g in group.groupby("mode", sort=False):
-            row[MODE_NAMES[mode]] = interval_text(accuracy_interval(g["top1"]))
+            row[MODE_NAMES[mode]] = ci_text(g["top1"])
         row["chance"] = f"{100 / first['n_classes']:.2g}"
         rows.append(row)
     return pd.DataFrame(rows)
