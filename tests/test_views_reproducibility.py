@@ -41,6 +41,20 @@ def test_the_committed_rerun_is_found() -> None:
     assert view.load_rerun(folder, seed=99) is None
 
 
+def test_load_rerun_reads_a_named_folder_and_the_processors(tmp_path: Path) -> None:
+    import json
+
+    first = _record(0, top1=0.5, deep={"top1": 0.25, "loss": 2.0})
+    second = _record(0, "b" * 40, top1=0.5, deep={"top1": 0.5, "loss": 3.0}) | {"hardware": {"cpu": "Intel Xeon"}}
+    (tmp_path / "other").mkdir()
+    (tmp_path / "seed0.json").write_text(json.dumps(first))
+    (tmp_path / "other" / "seed0.json").write_text(json.dumps(second))
+    assert view.load_rerun(tmp_path) is None
+    check = view.load_rerun(tmp_path, reruns="other")
+    assert check["hardware"] == ("AMD EPYC", "Intel Xeon") and (check["shared"], check["identical"]) == (3, 1)
+    assert view.largest_move(check) == (0.25, "deep/top1") and view.largest_move(check, "x") is None
+
+
 def test_provenance_versions_and_dirty_share() -> None:
     runs = {("clip_small", "cpu"): [_record(0), _record(1, "c" * 40 + "+dirty")]}
     table = view.provenance_table(runs)
@@ -74,3 +88,18 @@ def test_committed_runs_and_corpus_builds() -> None:
     builds = view.corpus_builds(ROOT)
     assert list(builds.columns) == ["corpus", "built on", "build stamp", "data seed", "minutes", "summary"]
     assert len(builds) == len(list(ROOT.glob("data/*/manifest.json")))
+
+
+def test_rerun_table_compares_with_another_seed(tmp_path: Path) -> None:
+    import json
+
+    files = {"seed0.json": _record(0, a={"top1": 0.5, "n": 3}), "seed1.json": _record(1, a={"top1": 0.2, "n": 3}),
+             "amd/seed0.json": _record(0, a={"top1": 0.4, "n": 3})}
+    (tmp_path / "amd").mkdir()
+    for name, record in files.items():
+        (tmp_path / name).write_text(json.dumps(record))
+    table = view.rerun_table(tmp_path, "amd", (0, 1), headline="a/top1")
+    assert len(table) == 1 and table.loc[0, "numbers identical"] == "1 of 2"
+    assert table.loc[0, "largest top1 change"] == 10.0 and table.loc[0, "mean top1 change"] == 10.0
+    assert table.loc[0, "mean top1 change to another seed"] == 30.0
+    assert (table.loc[0, "a/top1, original"], table.loc[0, "a/top1, re-run"]) == (50.0, 40.0)

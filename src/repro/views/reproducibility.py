@@ -54,13 +54,51 @@ def rerun_check(original: Mapping, rerun: Mapping) -> dict:
             "shared": len(shared), "identical": len(shared) - len(moved), "moved": moved}
 
 
-def load_rerun(folder: Path, seed: int = 0) -> dict | None:
-    """`rerun_check` of `folder/seed{seed}.json` against its second run in `folder/reruns/`; None if either is
-    missing."""
-    first, second = Path(folder) / f"seed{seed}.json", Path(folder) / "reruns" / f"seed{seed}.json"
+def load_rerun(folder: Path, seed: int = 0, reruns: str = "reruns") -> dict | None:
+    """`rerun_check` of `folder/seed{seed}.json` against its second run in `folder/{reruns}/`, with the processor
+    each ran on (`hardware`: original, rerun); None if either file is missing."""
+    first, second = Path(folder) / f"seed{seed}.json", Path(folder) / reruns / f"seed{seed}.json"
     if not (first.is_file() and second.is_file()):
         return None
-    return rerun_check(json.loads(first.read_text()), json.loads(second.read_text()))
+    a, b = json.loads(first.read_text()), json.loads(second.read_text())
+    return rerun_check(a, b) | {"hardware": (a["hardware"].get("cpu", "?"), b["hardware"].get("cpu", "?"))}
+
+
+def largest_move(check: Mapping, part: str = "top1") -> tuple[float, str] | None:
+    """The largest change of a re-run among the numbers whose path ends in `part` (e.g. zero-shot top-1
+    accuracies), as (absolute difference, path); None when all of them are identical."""
+    moved = [m for m in check["moved"] if m[1].rsplit("/", 1)[-1] == part]
+    return moved[0] if moved else None
+
+
+def mean_change(a: Mapping, b: Mapping, part: str = "top1") -> float:
+    """Mean absolute difference between two result files' numbers whose path ends in `part` (NaN if none)."""
+    x, y = numbers(a["metrics"]), numbers(b["metrics"])
+    keys = [k for k in x if k in y and k.rsplit("/", 1)[-1] == part]
+    return float(sum(abs(x[k] - y[k]) for k in keys) / len(keys)) if keys else float("nan")
+
+
+def rerun_table(folder: Path, reruns: str, seeds: Sequence[int], headline: str = "emoji-concept/named/top1",
+                part: str = "top1") -> pd.DataFrame:
+    """One row per seed with a re-run in `folder/{reruns}/`: the processors, numbers identical of those shared, the
+    largest and the mean change of a `part` number (points), the same mean change between this seed's original and
+    the next seed's (what a change of seed alone does), and the `headline` metric in both runs (%)."""
+    rows = []
+    for k, seed in enumerate(seeds):
+        check = load_rerun(folder, seed, reruns)
+        if check is None:
+            continue
+        a, b = (json.loads((Path(folder) / sub / f"seed{seed}.json").read_text()) for sub in (".", reruns))
+        other = json.loads((Path(folder) / f"seed{seeds[(k + 1) % len(seeds)]}.json").read_text())
+        big = largest_move(check, part)
+        rows.append({"seed": seed, "original on": check["hardware"][0], "re-run on": check["hardware"][1],
+                     "numbers identical": f"{check['identical']} of {check['shared']}",
+                     f"largest {part} change": round(100 * big[0], 1) if big else 0.0,
+                     f"mean {part} change": round(100 * mean_change(a, b, part), 2),
+                     f"mean {part} change to another seed": round(100 * mean_change(a, other, part), 2),
+                     f"{headline}, original": round(100 * numbers(a["metrics"])[headline], 1),
+                     f"{headline}, re-run": round(100 * numbers(b["metrics"])[headline], 1)})
+    return pd.DataFrame(rows)
 
 
 def provenance_table(runs: Runs) -> pd.DataFrame:
