@@ -58,19 +58,23 @@ def test_setting_orders_the_shifts_and_sees_what_is_missing(records) -> None:
     task = records[0]["metrics"]["task"]
     assert s["shifted"][:len(task["held_out"])] == task["held_out"] and s["in"] not in s["shifted"]
     assert set(s["shifted"]) == set(task["splits"]) - {s["in"]}
-    assert s["icons"] == [] and s["averaged"] == [HELD_OUT_MEAN] and not s["narrow"]  # the old format
-    assert s["targets"] == [*s["shifted"], HELD_OUT_MEAN]
+    icons = [k for k, v in (task.get("icon_sets") or {}).items() if v["n"] > 0]
+    assert s["icons"] == icons and s["averaged"] == [HELD_OUT_MEAN] + ([ICON_MEAN] if icons else [])
+    assert s["narrow"] == all("narrow_clip" in r["metrics"] for r in records)
+    assert s["targets"] == [*s["shifted"], *icons, *s["averaged"]]
 
 
 def test_task_and_models_tables_follow_the_record(records) -> None:
     task = records[0]["metrics"]["task"]
     table = view.task_table(records)
-    assert list(table["split"]) == [*task["splits"], "train (labelled)"]
+    assert list(table["split"]) == [*task["splits"], *view.setting(records)["icons"], "train (labelled)"]
     assert table["images"].iloc[-1] == f"{task['n_train']:,}"
     models = view.models_table(records)
     assert len(models) == len(records[0]["metrics"]["supervised"])
     _accuracies_inside(models, [c for c in models.columns if c.startswith("final")])
-    assert "not in these results" in view.icon_text(records) and "not in these results" in view.narrow_text(records)
+    missing = not view.setting(records)["narrow"]  # the older format has neither icon sets nor the narrow CLIP
+    assert ("not in these results" in view.icon_text(records)) == missing
+    assert ("not in these results" in view.narrow_text(records)) == missing
 
 
 def test_trend_points_are_every_snapshot(records) -> None:
@@ -103,6 +107,7 @@ def test_band_table_reads_the_band_and_pairs_the_drop(records) -> None:
     s = view.setting(records)
     frame = summarize(records)
     assert set(table["model"]) == {view.CLIP_NAMES["zero_shot"], view.CLIP_NAMES["lr_head"],
+                                   *([view.CLIP_NAMES["narrow_zero_shot"]] if s["narrow"] else []),
                                    *(s["names"][m] for m in s["supervised"])}
     _accuracies_inside(table, ["in-dist. (%)", "under the shift (%)"])
     row = table[table["model"] == view.CLIP_NAMES["zero_shot"]].iloc[0]
@@ -138,19 +143,21 @@ def test_verdicts_come_from_the_claims_and_say_what_is_missing(records) -> None:
 
     results = _results(records)
     found = verdicts.chapter_claims(results)
-    assert found["icons"] is None and found["narrow"] is None  # the old format has neither
+    new = view.setting(records)["narrow"]  # results with the icon sets and the narrow CLIP, or the older format
+    assert (found["icons"] is None and found["narrow"] is None) != new
     assert found["styles"].ours == claims.effective_robustness(results)[0].ours
     assert found["probe"].ours == claims.beats_supervised_probe(results).ours
     table = verdicts.verdict_table(results)
-    assert len(table) == len(found) and (table["ours"] == view.NOT_HERE).sum() == 2
-    assert view.narrow_table(records).empty
+    assert len(table) == len(found) and (table["ours"] == view.NOT_HERE).sum() == (0 if new else 2)
+    assert view.narrow_table(records).empty != new
 
 
 def test_figures_have_their_panels(records) -> None:
     import matplotlib.pyplot as plt
 
     fig = view.trend_figure(records)
-    [ax] = fig.axes
+    ax = fig.axes[0]
+    assert len(fig.axes) == len(view.setting(records)["averaged"])
     assert ax.get_xscale() == "logit" and ax.get_yscale() == "logit" and ax.get_title() == HELD_OUT_MEAN
     plt.close(fig)
     fig = view.head_figure(records)
