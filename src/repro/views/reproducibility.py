@@ -54,14 +54,21 @@ def rerun_check(original: Mapping, rerun: Mapping) -> dict:
             "shared": len(shared), "identical": len(shared) - len(moved), "moved": moved}
 
 
+def _pair(folder: Path, seed: int, reruns: str) -> tuple[dict, dict] | None:
+    """`folder/seed{seed}.json` and its re-run in `folder/{reruns}/`, read; None if either is missing."""
+    files = [Path(folder) / sub / f"seed{seed}.json" for sub in (".", reruns)]
+    return tuple(json.loads(f.read_text()) for f in files) if all(f.is_file() for f in files) else None
+
+
+def _checked(a: Mapping, b: Mapping) -> dict:
+    return rerun_check(a, b) | {"hardware": (a["hardware"].get("cpu", "?"), b["hardware"].get("cpu", "?"))}
+
+
 def load_rerun(folder: Path, seed: int = 0, reruns: str = "reruns") -> dict | None:
     """`rerun_check` of `folder/seed{seed}.json` against its second run in `folder/{reruns}/`, with the processor
     each ran on (`hardware`: original, rerun); None if either file is missing."""
-    first, second = Path(folder) / f"seed{seed}.json", Path(folder) / reruns / f"seed{seed}.json"
-    if not (first.is_file() and second.is_file()):
-        return None
-    a, b = json.loads(first.read_text()), json.loads(second.read_text())
-    return rerun_check(a, b) | {"hardware": (a["hardware"].get("cpu", "?"), b["hardware"].get("cpu", "?"))}
+    pair = _pair(folder, seed, reruns)
+    return _checked(*pair) if pair else None
 
 
 def largest_move(check: Mapping, part: str = "top1") -> tuple[float, str] | None:
@@ -85,10 +92,10 @@ def rerun_table(folder: Path, reruns: str, seeds: Sequence[int], headline: str =
     the next seed's (what a change of seed alone does), and the `headline` metric in both runs (%)."""
     rows = []
     for k, seed in enumerate(seeds):
-        check = load_rerun(folder, seed, reruns)
-        if check is None:
+        pair = _pair(folder, seed, reruns)
+        if pair is None:
             continue
-        a, b = (json.loads((Path(folder) / sub / f"seed{seed}.json").read_text()) for sub in (".", reruns))
+        (a, b), check = pair, _checked(*pair)
         other = json.loads((Path(folder) / f"seed{seeds[(k + 1) % len(seeds)]}.json").read_text())
         big = largest_move(check, part)
         rows.append({"seed": seed, "original on": check["hardware"][0], "re-run on": check["hardware"][1],
