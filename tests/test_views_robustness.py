@@ -1,6 +1,7 @@
 """repro.views.robustness: the robustness chapter's tables, figures and sentences — over the committed result records
 (written before the narrow CLIP and the held-out icon sets existed) and over one smoke run, which has them."""
 
+import copy
 import re
 
 import matplotlib
@@ -31,6 +32,29 @@ def smoke(tmp_path_factory) -> list[dict]:
     """One smoke run of the experiment (new format: narrow CLIP, icon sets)."""
     with smoke_experiment(tmp_path_factory, "robustness") as run:
         yield [run["record"]]
+
+
+@pytest.fixture(scope="module")
+def older(records) -> list[dict]:
+    """The committed records in the older format: without the held-out icon sets and the narrow CLIP."""
+    out = copy.deepcopy(records)
+    for r in out:
+        r["metrics"]["task"].pop("icon_sets", None)
+        r["metrics"].pop("narrow_clip", None)
+    return out
+
+
+def test_the_older_format_says_what_is_missing(older) -> None:
+    s = view.setting(older)
+    assert s["icons"] == [] and s["averaged"] == [HELD_OUT_MEAN] and not s["narrow"]
+    assert s["targets"] == [*s["shifted"], HELD_OUT_MEAN]
+    assert "not in these results" in view.icon_text(older) and "not in these results" in view.narrow_text(older)
+    results = _results(older)
+    found = verdicts.chapter_claims(results)
+    assert found["icons"] is None and found["narrow"] is None
+    table = verdicts.verdict_table(results)
+    assert len(table) == len(found) and (table["ours"] == view.NOT_HERE).sum() == 2
+    assert view.narrow_table(older).empty
 
 
 def _parsed(text: str) -> tuple[float, ...]:
