@@ -60,3 +60,27 @@ def test_zero_shot_and_retrieval_claims_read_smoke_results_too(tmp_path_factory)
         assert named.verdict.kind == "inconclusive" and "smoke" not in named.test  # one seed: no interval
         assert claims.retrieval(clip).effect["n"] == 1
         assert claims.temperature_reaches_clamp(clip).verdict.kind in KINDS
+
+
+@pytest.mark.parametrize("above, kind", [((True, True, True), "reproduced"), ((True, True, False), "reproduced"),
+                                         ((False, False, True), "inconclusive"), ((False,) * 3, "inconclusive")])
+def test_effective_robustness_inside_the_trend_band_is_inconclusive(monkeypatch, above, kind):
+    """The same positive effective robustness (its seeds' interval excludes zero) is "reproduced" only where it lies
+    above the supervised trend's 95% band in most seeds: inside the band it is no larger than the trend's noise."""
+    import pandas as pd
+
+    from repro.experiments import robustness_summary as rs
+
+    results = experiment_results("robustness", results_root=ROOT)
+    rows = [{"seed": k, "shift": shift, "testable": True, "reason": "", "diverse": er, "diverse_above": a,
+             "narrow": math.nan, "difference": math.nan}
+            for shift in (rs.HELD_OUT_MEAN, rs.ICON_MEAN)
+            for k, (er, a) in enumerate(zip((0.05, 0.06, 0.07), above, strict=True))]
+    monkeypatch.setattr(rs, "verdicts_inputs", lambda records, level=rs.LEVEL: pd.DataFrame(rows))
+    found = claims.effective_robustness(results)
+    assert [c.label for c in found] == ["effective robustness, styles", "effective robustness, sets"]
+    for c in found:
+        assert c.effect["low"] > 0 and c.verdict.kind == kind
+        assert c.extra == {"above_band": sum(above), "seeds": 3}
+        if kind == "inconclusive":
+            assert f"band in {sum(above)} of 3 seeds" in c.verdict.text

@@ -107,3 +107,18 @@ def test_interval_text():
 def test_accuracy_interval_holds_the_mean_when_every_seed_is_at_the_floor():
     out = stats.accuracy_interval([0.0, 0.0, 0.0], n_items=300)
     assert out["low"] == 0.0 <= out["mean"] == 0.0 <= out["high"] < 0.01
+
+
+def test_beyond_spread_qualifies_only_a_reproduced_verdict():
+    yes = stats.Verdict("reproduced", "reproduced: the 95% interval excludes zero")
+    assert stats.beyond_spread(yes, 3, 3, "the band") is yes
+    assert stats.beyond_spread(yes, 2, 3, "the band") is yes  # a majority of seeds beyond the spread
+    for beyond, n in ((0, 3), (1, 3), (2, 4)):
+        got = stats.beyond_spread(yes, beyond, n, "the band")
+        assert got.kind == "inconclusive" and f"the band in {beyond} of {n} seeds" in got.text
+    for kind in ("contradicted", "not reproduced", "inconclusive", "untestable here"):
+        other = stats.Verdict(kind, kind)
+        assert stats.beyond_spread(other, 0, 3, "the band") is other
+    for beyond, n in ((4, 3), (-1, 3), (0, 0)):
+        with pytest.raises(ValueError, match="beyond_spread"):
+            stats.beyond_spread(yes, beyond, n, "the band")

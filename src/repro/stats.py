@@ -183,6 +183,20 @@ def verdict(effect: dict, paper_effect: float | None, mde: float,
                                      f"({detect})")
 
 
+def beyond_spread(result: Verdict, beyond: int, n: int, spread: str) -> Verdict:
+    """Qualify a "reproduced" verdict by the noise of the reference the effect is measured against (§3.3's
+    effective robustness is a distance from a fitted trend; a further reference model strays from it too): when the
+    effect lies beyond the reference's own `spread` (e.g. the trend's 95% prediction band) in no more than half of
+    the `n` seeds, the effect is no larger than that noise, and the verdict is "inconclusive", saying in how many
+    seeds it was beyond. Any other verdict is returned unchanged."""
+    if n < 1 or not 0 <= beyond <= n:
+        raise ValueError(f"beyond_spread: beyond={beyond} must lie in [0, n={n}] with n >= 1")
+    if result.kind != "reproduced" or 2 * beyond > n:
+        return result
+    return Verdict("inconclusive", f"inconclusive: the seeds' interval excludes zero, but the effect lies beyond "
+                                   f"{spread} in {beyond} of {n} seeds")
+
+
 def interval_text(stats: dict, scale: float = 100.0, digits: int = 1, signed: bool = False) -> str:
     """"12.3 [8.1, 17.9]" — a mean and its interval (as returned above), scaled (e.g. to percent); just the mean
     when there is no interval."""
