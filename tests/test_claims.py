@@ -12,6 +12,7 @@ import pytest
 from repro import claims
 from repro.book import ExperimentResults, experiment_results
 from repro.stats import KINDS
+from repro.views import claims as claims_view
 
 ROOT = Path(__file__).resolve().parents[1] / "results"
 
@@ -21,10 +22,10 @@ def test_every_claim_computes_from_the_committed_results(monkeypatch):
     found = claims.collect(lambda name: experiment_results(name, results_root=ROOT))
     assert len(found) >= 12
     assert all(c.verdict.kind in KINDS and c.verdict.text for c in found)
-    frame = claims.table(found)
+    frame = claims_view.table(found)
     assert list(frame.columns) == ["claim (paper section)", "paper", "test here", "ours", "smallest detectable",
                                    "verdict"]
-    fig = claims.figure(found)
+    fig = claims_view.figure(found)
     assert len(fig.axes) == sum(math.isfinite(c.effect.get("mean", math.nan)) for c in found)
 
 
