@@ -36,6 +36,21 @@ def test_the_seeds_share_one_recipe_and_a_different_one_is_refused(records) -> N
             view.train_config(changed)
 
 
+def test_seeds_may_reach_one_precision_by_auto_or_by_setting_it_but_not_train_in_two(records) -> None:
+    mixed = [copy.deepcopy(records[0]) for _ in range(2)]
+    mixed[0]["config"]["precision"], mixed[1]["config"]["precision"] = "auto", "fp32"
+    mixed[1]["seed"] = mixed[0]["seed"] + 1
+    for r in mixed:
+        r["metrics"]["train"]["final"]["precision"] = "fp32"
+    view.train_config(mixed)  # one precision, reached two ways: accepted
+    assert view.precision_choice(mixed) == (f' (chosen by precision="auto" for seeds {mixed[0]["seed"]}; set for '
+                                            f'seeds {mixed[1]["seed"]})')
+    assert view.precision_choice(mixed[:1]) == ' (chosen by precision="auto")'
+    mixed[1]["metrics"]["train"]["final"]["precision"] = "bf16"
+    with pytest.raises(ValueError, match="different precisions"):
+        view.train_config(mixed)
+
+
 def test_run_facts_read_the_result_files(records) -> None:
     run = view.run_facts(records)
     assert run["steps"] == records[0]["metrics"]["train"]["steps"]

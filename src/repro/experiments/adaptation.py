@@ -94,7 +94,7 @@ PROFILES = {
                        "weight_decay": 0.0},
               "clip_adapter": {"reduction": 4, "alpha_grid": (0.2, 0.5), "lr_grid": (1e-3,), "steps": 10,
                                "batch_size": 16, "warmup_steps": 2, "weight_decay": 0.0}},
-    "cpu": {"corpus": clip_small.PROFILES["cpu"]["corpus"], "seeds": 3, "prefix": "emoji-subcategory/", "steps": 400,
+    "cpu": {"corpus": clip_small.PROFILES["cpu"]["corpus"], "seeds": 5, "prefix": "emoji-subcategory/", "steps": 400,
             "batch_size": 64, "warmup_steps": 40, "min_crop_scale": 0.5, "log_every": 10, "probe_max_iter": 100,
             "select_steps": 150, "holdout": 0.2,
             "full_ft": {"lr_grid": (1e-4, 3e-4, 1e-3, 3e-3), "weight_decay": 0.1},

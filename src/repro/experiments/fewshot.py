@@ -61,12 +61,12 @@ _CORPUS = {profile: spec["corpus"] for profile, spec in clip_small.PROFILES.item
 #: probe-pool rows kept per class; `min_per_class`: classes with fewer pool rows are dropped; `test_per_class`:
 #: test rows kept per class of a photo suite; `draws`: random k-shot samples per k; `max_folds`: validation folds
 #: of the k-shot C search; `max_iter`: L-BFGS iterations per fit (the paper's 1,000 on the GPU machine; the cpu
-#: profile caps it at 100 and leaves out the 95-way subcategory task so that 3 seeds take minutes on 2 cores).
+#: profile caps it at 100 and leaves out the 95-way subcategory task so that a seed takes minutes on 2 cores).
 PROFILES = {
     "smoke": {"corpus": "smoke", "seeds": 1, "families": ("smoke-category",),
               "own_split": ("smoke-category/test-outline",), "per_class": 40, "min_per_class": 4,
               "test_per_class": 100, "draws": 2, "shots": SHOTS, "max_folds": 2, "max_iter": 100, "pool_seed": 0},
-    "cpu": {"corpus": _CORPUS["cpu"], "seeds": 3, "families": ("emoji-category",), "own_split": _PHOTOS,
+    "cpu": {"corpus": _CORPUS["cpu"], "seeds": 5, "families": ("emoji-category",), "own_split": _PHOTOS,
             "per_class": 100, "min_per_class": 20, "test_per_class": 300, "draws": 3, "shots": SHOTS, "max_folds": 2,
             "max_iter": 100, "pool_seed": 0},
     "gpu": {"corpus": _CORPUS["gpu"], "seeds": 3, "families": ("emoji-category", "emoji-subcategory"),

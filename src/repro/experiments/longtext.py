@@ -46,7 +46,7 @@ _COMMON = {"splits": ("val", "train"), "factors": (2, 4), "distractors": ("capti
 #: same test with every query and an 8× length.
 PROFILES = {
     "smoke": {"corpus": "smoke", "seeds": 1, **_COMMON, "splits": ("val",), "queries": 24, "train_gallery": 0},
-    "cpu": {"corpus": _CORPUS["cpu"], "seeds": 3, **_COMMON, "queries": 300, "train_gallery": 1000},
+    "cpu": {"corpus": _CORPUS["cpu"], "seeds": 5, **_COMMON, "queries": 300, "train_gallery": 1000},
     "gpu": {"corpus": _CORPUS["gpu"], "seeds": 3, **_COMMON, "factors": (2, 4, 8), "queries": 1000,
             "train_gallery": 1000},
 }

@@ -37,7 +37,7 @@ KEPT = ("top1", "top5", "mean_per_class_recall", "n", "n_classes", "shift")
 #: The split templates are chosen on; suites of this split are where the choice was made (not a test of it).
 VALIDATION = "val"
 
-#: Same sizes as `clip_small` (whose trained model is evaluated): smoke 1 seed, cpu and gpu 3 seeds.
+#: Same sizes as `clip_small` (whose trained model is evaluated): smoke 1 seed, cpu 5 seeds, gpu 3.
 PROFILES = {name: {"corpus": spec["corpus"], "seeds": spec["seeds"]} for name, spec in clip_small.PROFILES.items()}
 
 

@@ -101,7 +101,8 @@ PROFILES = {
                        "resnet50": dict(depth=50, width=64, epochs=30, reference=True, **_GPU_TRAIN)},
             "max_iter": 1000},
 }
-assert {p: s["seeds"] for p, s in PROFILES.items()} == {p: s["seeds"] for p, s in clip_small.PROFILES.items()}
+#: it evaluates the first `seeds` of `clip_small`'s models (its own supervised models and narrow CLIP cost minutes)
+assert all(s["seeds"] <= clip_small.PROFILES[p]["seeds"] for p, s in PROFILES.items())
 assert all(s["corpus"] == clip_small.PROFILES[p]["corpus"] for p, s in PROFILES.items())
 
 

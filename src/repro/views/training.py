@@ -27,15 +27,25 @@ PAPER = {"pairs": 400_000_000, "batch": 32768, "epochs": 32, "warmup": 2000, "lr
 #: Optimiser steps of the paper's runs, derived: 32 epochs of 400M pairs in batches of 32,768.
 PAPER_STEPS = round(PAPER["epochs"] * PAPER["pairs"] / PAPER["batch"])
 SEED_COLORS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3"]
-#: What may differ between the seeds of one recipe.
-PER_SEED = ("seed", "out_dir")
+#: What may differ between the seeds of one recipe (the precision as configured may be "auto" for some seeds and
+#: set for others, as long as every seed trained in the same one: `used_precision`).
+PER_SEED = ("seed", "out_dir", "precision")
+
+
+def used_precision(record: dict) -> str:
+    """The precision a clip_small seed trained in: its training log's, else its configuration's."""
+    return record["metrics"]["train"]["final"].get("precision") or record["config"]["precision"]
 
 
 def train_config(records: Sequence[dict]) -> TrainConfig:
-    """The training configuration the seeds share (seed and output folder aside); an error if they differ."""
+    """The training configuration the seeds share (seed and output folder aside); an error if they differ, or if
+    they trained in different precisions."""
     shared = [{k: v for k, v in r["config"].items() if k not in PER_SEED} for r in records]
     if any(s != shared[0] for s in shared[1:]):
         raise ValueError("the clip_small seeds were trained with different configurations")
+    used = {r["seed"]: used_precision(r) for r in records}
+    if len(set(used.values())) > 1:
+        raise ValueError(f"the clip_small seeds trained in different precisions: {used}")
     config = records[0]["config"]
     return TrainConfig.from_dict({f.name: config[f.name] for f in fields(TrainConfig) if f.name in config})
 
@@ -48,10 +58,22 @@ def run_facts(records: Sequence[dict]) -> dict:
     train = records[0]["metrics"]["train"]
     steps, epochs = int(train["steps"]), float(train["final"]["epoch"])
     return {"steps": steps, "epochs": epochs, "steps_per_epoch": round(steps / epochs), "batch": config.batch_size,
-            "precision": train["final"].get("precision") or config.precision, "chance": math.log(config.batch_size),
+            "precision": used_precision(records[0]), "chance": math.log(config.batch_size),
             "warmup": min(config.warmup_steps, steps), "lr": config.lr,
             "parameters": millions(parameter_counts(config.clip_config())["total"]),
             "img_s": difference_interval([r["metrics"]["train"]["img_s"] for r in records])}
+
+
+def precision_choice(records: Sequence[dict]) -> str:
+    """How the seeds came by their precision: ' (chosen by precision="auto")', ' (set)' or both, by seed."""
+    auto = [r["seed"] for r in records if r["config"]["precision"] == "auto"]
+    if not auto:
+        return ""
+    if len(auto) == len(records):
+        return ' (chosen by precision="auto")'
+    fixed = [r["seed"] for r in records if r["seed"] not in auto]
+    return (f' (chosen by precision="auto" for seeds {", ".join(map(str, auto))}; set for seeds '
+            f'{", ".join(map(str, fixed))})')
 
 
 def decay_groups(config: TrainConfig) -> dict:
@@ -88,7 +110,7 @@ def recipe_table(records: Sequence[dict], results_root: str | Path) -> pd.DataFr
     clip, groups = config.clip_config(), decay_groups(config)
     betas, eps = adam_settings(config)
     paper_models = {name: parameter_counts(PRESETS[name])["total"] / 1e6 for name in ("ViT-B/32", "ViT-L/14")}
-    chosen = f" (chosen by precision=\"{config.precision}\")" if config.precision == "auto" else ""
+    chosen = precision_choice(records)
     rows = [
         ("optimizer", "AdamW, decoupled weight decay", "§2.5", "AdamW (`torch.optim.AdamW`)"),
         ("Adam β1, β2", "0.9, 0.98 (ViT) · 0.9, 0.999 (ResNet)", "Table 19",
