@@ -85,3 +85,31 @@ def test_effective_robustness_inside_the_trend_band_is_inconclusive(monkeypatch,
         assert c.extra == {"above_band": sum(above), "seeds": 3}
         if kind == "inconclusive":
             assert f"band in {sum(above)} of 3 seeds" in c.verdict.text
+
+
+def _figure5(wins_per_seed, tests=5):
+    """Robustness records where zero-shot beats the supervised probe on the first `wins` of `tests` test sets."""
+    import copy
+
+    base = experiment_results("robustness", results_root=ROOT).records[0]
+    headline = base["config"]["headline"]
+    records = []
+    for k, wins in enumerate(wins_per_seed):
+        r = copy.deepcopy(base)
+        r["seed"] = k
+        r["metrics"]["figure5"]["tests"] = {f"t{i}": {"zero_shot": 0.5, f"{headline}_probe": 0.4 if i < wins else 0.6}
+                                            for i in range(tests)}
+        records.append(r)
+    return ExperimentResults("robustness", "cpu", records, ROOT)
+
+
+@pytest.mark.parametrize("wins, kind", [((4, 5, 4), "reproduced"), ((1, 0, 1), "not reproduced"),
+                                        ((1, 3, 1), "inconclusive"), ((3,), "inconclusive")])
+def test_the_figure5_share_is_decided_by_its_interval_not_its_mean(wins, kind):
+    claim = claims.beats_supervised_probe(_figure5(wins))
+    assert claim.verdict.kind == kind
+    assert claim.effect["mean"] == pytest.approx(sum(wins) / (5 * len(wins)))
+    if len(wins) > 1:
+        assert 0 <= claim.effect["low"] <= claim.effect["high"] <= 1  # a share's interval stays inside 0–100%
+    if wins == (1, 3, 1):  # the mean (33%) is a minority, but the interval reaches past one half
+        assert claim.effect["high"] > 0.5 and "spans one half" in claim.verdict.text
