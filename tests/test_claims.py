@@ -113,3 +113,19 @@ def test_the_figure5_share_is_decided_by_its_interval_not_its_mean(wins, kind):
         assert 0 <= claim.effect["low"] <= claim.effect["high"] <= 1  # a share's interval stays inside 0–100%
     if wins == (1, 3, 1):  # the mean (33%) is a minority, but the interval reaches past one half
         assert claim.effect["high"] > 0.5 and "spans one half" in claim.verdict.text
+
+
+@pytest.mark.parametrize("zero_shot, note", [(0.10, True), (0.50, False)])
+def test_mnist_verdict_says_when_zero_shot_is_at_chance(zero_shot, note):
+    """Raw pixels beating a zero-shot classifier at chance: a weaker CLIP than the paper's 88%; the verdict says so."""
+    import copy
+
+    base = experiment_results("limitations", results_root=ROOT).records
+    records = copy.deepcopy(base)
+    for k, r in enumerate(records):
+        task = r["metrics"]["tasks"]["mnist-test"]
+        task["chance"], task["probe_pixels"]["top1"] = 0.1, 0.88
+        task["zeroshot"]["top1"] = zero_shot + 0.01 * (k % 2)
+    claim = claims.mnist_pixels(ExperimentResults("limitations", "cpu", records, ROOT))
+    assert claim.verdict.kind == "reproduced"
+    assert ("not above chance (10%)" in claim.verdict.text) == note
