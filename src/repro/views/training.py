@@ -38,8 +38,8 @@ def used_precision(record: dict) -> str:
 
 
 def train_config(records: Sequence[dict]) -> TrainConfig:
-    """The training configuration the seeds share (seed and output folder aside); an error if they differ, or if
-    they trained in different precisions."""
+    """The training configuration the seeds share (`PER_SEED` aside); an error if they differ, or if they trained in
+    different precisions."""
     shared = [{k: v for k, v in r["config"].items() if k not in PER_SEED} for r in records]
     if any(s != shared[0] for s in shared[1:]):
         raise ValueError("the clip_small seeds were trained with different configurations")
@@ -65,7 +65,8 @@ def run_facts(records: Sequence[dict]) -> dict:
 
 
 def precision_choice(records: Sequence[dict]) -> str:
-    """How the seeds came by their precision: ' (chosen by precision="auto")', ' (set)' or both, by seed."""
+    """How the seeds came by their precision, for the recipe table: ' (chosen by precision="auto")' for all, the
+    seeds of each way where some chose it and others had it set, and nothing where every seed had it set."""
     auto = [r["seed"] for r in records if r["config"]["precision"] == "auto"]
     if not auto:
         return ""
