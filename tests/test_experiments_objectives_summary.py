@@ -119,3 +119,35 @@ def test_chance_comes_from_the_records_or_the_caller() -> None:
         osu.efficiency_summary([record], SUITE, pairs=PAIR)
     (row,) = osu.efficiency_summary([record], SUITE, chance=0.1, pairs=PAIR).to_dict("records")
     assert row["status"] == "untestable" and "one seed" in row["reason"]  # no image count: no interval on one seed
+
+
+def test_images_to_leave_chance_is_the_first_snapshot_from_which_it_stays_above() -> None:
+    rec = _record(0, {}, flat=("caption-lm",))
+    rows = rec["metrics"]["objectives"]["bow-predict"]["snapshots"]
+    for row, acc in zip(rows, [0.1, 0.2, 0.1, 0.1, 0.2, 0.3, 0.3, 0.4], strict=True):  # a lucky blip at the second
+        row[SUITE] = acc
+    assert osu.images_to_leave_chance([rec], "bow-predict", SUITE) == [SEEN[4]]
+    assert osu.images_to_leave_chance([rec], "caption-lm", SUITE) == [None]  # at chance to the end
+    rows[-1][SUITE] = 0.1  # back at chance at the end: it never stays above
+    assert osu.images_to_leave_chance([rec], "bow-predict", SUITE) == [None]
+    del rec["metrics"]["suites"][SUITE]["n"]
+    with pytest.raises(ValueError, match="no image count"):
+        osu.images_to_leave_chance([rec], "bow-predict", SUITE)
+
+
+def test_the_budget_note_reads_the_papers_ratio_against_the_budget() -> None:
+    from repro.views import objectives as view
+
+    records = [_record(s, {}, flat=("caption-lm",)) for s in range(3)]
+    for rec in records:  # bag-of-words prediction stays above chance from the 6th snapshot (index 5) on
+        for i, row in enumerate(rec["metrics"]["objectives"]["bow-predict"]["snapshots"]):
+            row[SUITE] = 0.1 if i < 5 else 0.3
+    note = view.budget_note(records)
+    # 3 × SEEN[4] = 48k and 3 × SEEN[5] = 96k around the budget SEEN[-1] = 128k: "within"
+    assert f"{view.compact(3 * SEEN[4])}–{view.compact(3 * SEEN[5])} images: within this budget" in note
+    for rec in records:  # from the last snapshot only: 3 × 64k = 192k > 128k, beyond the budget
+        for i, row in enumerate(rec["metrics"]["objectives"]["bow-predict"]["snapshots"]):
+            row[SUITE] = 0.1 if i < 7 else 0.3
+    assert "beyond this budget" in view.budget_note(records)
+    learned = [_record(s, {}) for s in range(3)]  # the language model leaves chance: no note
+    assert view.budget_note(learned) == ""

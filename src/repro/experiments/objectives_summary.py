@@ -45,6 +45,29 @@ def above_chance(records: Sequence[dict], kind: str, suite: str, chance: float |
     return bool(math.isfinite(stats["low"]) and stats["low"] - chance > 1e-9), text  # not rounding error
 
 
+def images_to_leave_chance(records: Sequence[dict], kind: str, suite: str,
+                           chance: float | None = None) -> list[int | None]:
+    """Per seed, the images seen at the first snapshot from which objective `kind` stays above chance on `suite`
+    to the end of the budget: the Wilson 95% interval of the images scored (`repro.stats.wilson`) lies above
+    chance there and at every later snapshot; None where the last snapshot is not above chance."""
+    from ..stats import wilson
+
+    chance, n_items = _facts(records, suite, chance)
+    if not n_items:
+        raise ValueError(f"the results record no image count for {suite!r}: no interval for one snapshot")
+    seen, accuracies = curve(records, kind, suite)
+    out: list[int | None] = []
+    for row in accuracies:
+        above = [wilson(round(a * n_items), n_items)[0] > chance for a in row]
+        first = None
+        for i in range(len(above) - 1, -1, -1):  # walk back from the end while it stays above chance
+            if not above[i]:
+                break
+            first = seen[i]
+        out.append(first)
+    return out
+
+
 def efficiency_ratios(records: Sequence[dict], suite: str,
                       pairs: Sequence[tuple[str, str]] = PAIRS) -> pd.DataFrame:
     """One row per (pair, seed): the slower objective's final accuracy, the images the faster one needs to reach

@@ -258,3 +258,35 @@ def efficiency_table(records: Sequence[dict], facts: dict | None = None,
                          if row["status"] == "untestable" else row["result"],
                          "per seed": ", ".join(_seed_text(r) for _, r in seeds.iterrows())})
     return pd.DataFrame(rows)
+
+
+def budget_note(records: Sequence[dict], facts: dict | None = None, fast: str = "bow-predict",
+                slow: str = "caption-lm") -> str:
+    """Where `slow` never leaves chance on the first suite: what the paper's ratio of `fast` over it predicts at this
+    budget — `fast` stays above chance from some number of images on (`objectives_summary.images_to_leave_chance`),
+    so an objective that many times slower would leave chance only after that many times as many. Empty where
+    `slow` ends above chance or the paper states no ratio for the pair."""
+    suite = suites(records)[0]
+    chance, paper = suite_facts(records, facts)[suite]["chance"], osu.PAPER_RATIOS.get((fast, slow))
+    if paper is None or osu.above_chance(records, slow, suite, chance)[0]:
+        return ""
+    budget, left = images_seen(records)[-1], osu.images_to_leave_chance(records, fast, suite, chance)
+    reached = [n for n in left if n is not None]
+    per_seed = ", ".join(compact(n) if n is not None else "never" for n in left)
+    if not reached:
+        return (f"On `{suite}` {OBJECTIVES[fast]} does not stay above chance within the budget either "
+                f"(per seed: {per_seed}), so the budget says nothing about the paper's {paper:g}×.")
+    seen = images_seen(records)
+    first = min(reached)
+    earlier = seen[seen.index(first) - 1] if seen.index(first) else 0  # the crossing lies after this snapshot
+    low, high = paper * earlier, paper * first
+    where = ("beyond" if low > budget else "within" if high <= budget else "around the end of")
+    reading = {"beyond": "what the paper's ratio predicts here",
+               "around the end of": "what the paper's ratio allows here",
+               "within": f"slower than the paper's {paper:g}× would predict"}[where]
+    return (f"On `{suite}` {OBJECTIVES[fast]} stays above chance from {per_seed} images on (per seed; the Wilson "
+            f"95% interval of each snapshot above chance from there to the end; the earliest crossed after the "
+            f"snapshot before it, {compact(earlier)} images). An objective {paper:g}× slower, as the paper finds the "
+            f"language model to be, would leave chance after {compact(low)}–{compact(high)} images: {where} this budget "
+            f"of {compact(budget)}. A language model still at chance at the end is {reading}; measuring the ratio "
+            f"needs a language-model budget of several times {compact(high)} images.")
