@@ -131,7 +131,8 @@ def compute_scaling(study) -> list[Claim]:
                   "n": dof + 2}
         result = verdict(effect, None, mde, direction=-1, unit="", scale=1.0)  # error should fall: slope < 0
         out.append(Claim(f"Fig. 9 slope, {family}", f"Zero-shot error falls log-linearly with model compute (Fig. 9), "
-                         f"{family}s", "5 ResNets over 44× compute: a smooth log-log trend",
+                         f"{family}s", "5 ResNets over 44× compute: a smooth log-log trend" if family == "ResNet"
+                         else "— (Fig. 9 has only ResNets)",
                          f"{dof + 2} {family}s over {f['span']:.0f}× counted training FLOPs, the same images",
                          f"log-log slope {interval_text(effect, scale=1.0, digits=3, signed=True)}", effect, result,
                          None, mde, unit="slope", scale=1.0, chapter="scaling.md"))
