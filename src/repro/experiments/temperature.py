@@ -60,6 +60,7 @@ def _rung(size: str) -> dict:
 #: (0.051 s/step, fp32, 2 cores); its evaluations took 13–45 s a point → 4,400 × 0.051 + ~30 s ≈ 250 s a run,
 #: × 21 runs ≈ 88 minutes (the headline's seeds ran ±20% around the study's speed, so allow 70–105). The bound is
 #: necessary, not sufficient: the headline (5,360 steps, Σ lr 2.68) moved log(scale) by only 0.42 (14.3 → 21.8).
+#: Measured (bf16, AMD EPYC, 2 cores): ≈ 33 minutes a seed; 5 seeds, to tell learnable from the best fixed τ.
 #: gpu: the headline corpus on "RN 16" at batch 1024 and lr 2e-3 (the gpu headline's), Σ lr = 2.40 (reach 158);
 #: not sized from a measurement (no GPU result is committed yet).
 PROFILES = {
@@ -67,7 +68,7 @@ PROFILES = {
               "train": CLIP_PROFILES["smoke"]["train"] | dict(steps=12, warmup_steps=3),
               "suites": ("smoke-category/val", "smoke-concept/val", "smoke-category/test-outline"),
               "select": "smoke-category/val", "score": "smoke-category/test-outline"},
-    "cpu": {"corpus": CLIP_PROFILES["cpu"]["corpus"], "seeds": 3,
+    "cpu": {"corpus": CLIP_PROFILES["cpu"]["corpus"], "seeds": 5,
             "train": dict(**_rung("RN 4"), data_size=32, batch_size=256, steps=4400, warmup_steps=440, lr=1e-3),
             "suites": _SUITES, "select": "emoji-subcategory/val", "score": "emoji-subcategory/zeroshot"},
     "gpu": {"corpus": CLIP_PROFILES["gpu"]["corpus"], "seeds": 3,
