@@ -270,13 +270,13 @@ def budget_note(records: Sequence[dict], facts: dict | None = None, fast: str = 
     chance, paper = suite_facts(records, facts)[suite]["chance"], osu.PAPER_RATIOS.get((fast, slow))
     if paper is None or osu.above_chance(records, slow, suite, chance)[0]:
         return ""
-    budget, left = images_seen(records)[-1], osu.images_to_leave_chance(records, fast, suite, chance)
+    seen, left = images_seen(records), osu.images_to_leave_chance(records, fast, suite, chance)
+    budget = seen[-1]
     reached = [n for n in left if n is not None]
     per_seed = ", ".join(compact(n) if n is not None else "never" for n in left)
     if not reached:
         return (f"On `{suite}` {OBJECTIVES[fast]} does not stay above chance within the budget either "
                 f"(per seed: {per_seed}), so the budget says nothing about the paper's {paper:g}×.")
-    seen = images_seen(records)
     first = min(reached)
     earlier = seen[seen.index(first) - 1] if seen.index(first) else 0  # the crossing lies after this snapshot
     low, high = paper * earlier, paper * first
