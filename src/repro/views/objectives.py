@@ -287,6 +287,6 @@ def budget_note(records: Sequence[dict], facts: dict | None = None, fast: str = 
     return (f"On `{suite}` {OBJECTIVES[fast]} stays above chance from {per_seed} images on (per seed; the Wilson "
             f"95% interval of each snapshot above chance from there to the end; the earliest crossed after the "
             f"snapshot before it, {compact(earlier)} images). An objective {paper:g}× slower, as the paper finds "
-            f"the language model to be, would leave chance after {compact(low)}–{compact(high)} images: {where} "
-            f"this budget of {compact(budget)}. A language model still at chance at the end is {reading}; measuring "
-            f"the ratio needs a language-model budget of several times {compact(high)} images.")
+            f"the {SHORT[slow]} to be, would leave chance after {compact(low)}–{compact(high)} images: {where} "
+            f"this budget of {compact(budget)}. A {SHORT[slow]} still at chance at the end is {reading}; measuring "
+            f"the ratio needs a budget for the {SHORT[slow]} of several times {compact(high)} images.")
