@@ -42,16 +42,22 @@ def _config(corpus, out, **kw) -> TrainConfig:
 def test_objectives_result_has_a_curve_per_objective(smoke) -> None:
     (record,) = load_results("objectives", "smoke", smoke["root"] / "results")
     spec = objectives.PROFILES["smoke"]
-    assert set(record["metrics"]["objectives"]) == set(objectives.OBJECTIVES)
+    assert set(record["metrics"]["objectives"]) == set(objectives.OBJECTIVES) | {"caption-lm-x2"}
     for kind, result in record["metrics"]["objectives"].items():
         seen = [r["images_seen"] for r in result["snapshots"]]
+        if kind == "caption-lm-x2":  # twice the budget on the same log2 grid, one snapshot more
+            assert seen == [96, 192, 384, 768] and result["budget_factor"] == 2
+            continue
         assert seen == [32 * s for s in objectives.snapshot_steps(12, spec["snapshots"])] == [96, 192, 384]
         for row in result["snapshots"]:
             assert all(0 <= row[s] <= 1 for s in spec["suites"])
         assert record["curves"][kind]["loss"]
     table = record["metrics"]["efficiency"][spec["suites"][0]]
-    assert len(table) == 4 * 3
+    assert len(table) == 5 * 4
     assert record["config"]["snapshot_steps"] == [3, 6, 12] and record["config"]["spacing"] == "log2"
+    assert record["config"]["longer"] == {"caption-lm": 2}
+    slow = table["bow-predict>caption-lm-x2"]  # measured against the longer budget: 768 images
+    assert slow.get("ratio") is None or slow["ratio"] == 768 / slow["images"]
     facts = record["metrics"]["suites"][spec["suites"][0]]
     assert facts["n"] >= 1 and 0 < facts["chance"] < 1
     summary = objectives_summary.efficiency_summary([record], spec["suites"][0])
@@ -68,7 +74,8 @@ def test_sample_efficiency_interpolates_in_log_images() -> None:
     for above in ((0.5, 0.6, 0.7, 0.8), (0.3, 0.3, 0.3, 0.3)):  # reached at the first snapshot: a lower bound
         assert objectives.sample_efficiency(seen, above, 0.3) == {
             "images": "<= 100", "ratio": None, "ratio_at_least": 8.0}
-    assert objectives.sample_efficiency(seen, (0.1, 0.1, 0.1, 0.1), 0.3) == {"images": "> 800", "ratio": None}
+    assert objectives.sample_efficiency(seen, (0.1, 0.1, 0.1, 0.1), 0.3) == {
+        "images": "> 800", "ratio": None, "ratio_below": 1.0}
 
 
 def test_temperature_result_covers_every_setting(smoke) -> None:

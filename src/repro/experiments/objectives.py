@@ -11,7 +11,9 @@ and `objectives_summary` reads it per seed with an interval over seeds."""
 from __future__ import annotations
 
 import copy
+import json
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -72,14 +74,24 @@ def _rung(size: str) -> dict:
 PROFILES = {
     "smoke": {"corpus": "smoke", "seeds": 1, "snapshots": 3, "templates": ("a {}.",),
               "suites": ("smoke-category/val", "smoke-concept/val"),
-              "train": CLIP_PROFILES["smoke"]["train"] | dict(steps=12, warmup_steps=3)},
+              "train": CLIP_PROFILES["smoke"]["train"] | dict(steps=12, warmup_steps=3), "longer": {"caption-lm": 2}},
     "cpu": {"corpus": CLIP_PROFILES["cpu"]["corpus"], "seeds": 3, "snapshots": 8, "templates": _TEMPLATES,
             "suites": ("emoji-subcategory/val", "emoji-category/val"),
-            "train": dict(**_rung("RN 8"), data_size=32, batch_size=256, steps=2600, warmup_steps=260, lr=1e-3)},
+            "train": dict(**_rung("RN 8"), data_size=32, batch_size=256, steps=2600, warmup_steps=260, lr=1e-3),
+            "longer": {"caption-lm": 4}},
     "gpu": {"corpus": CLIP_PROFILES["gpu"]["corpus"], "seeds": 3, "snapshots": 8, "templates": _TEMPLATES,
             "suites": ("emoji-subcategory/val", "emoji-category/val", "emoji-subcategory/test-fluent-3d"),
             "train": dict(**_rung("RN 16"), data_size=32, batch_size=1024, steps=2000, warmup_steps=200, lr=2e-3)},
 }
+
+
+def longer_name(kind: str, factor: int) -> str:
+    """The results' key of objective `kind` trained `factor` times the profile's budget ("caption-lm-x4"); the
+    kind itself at factor 1. A profile's "longer" entry gives a slow objective such a budget beside its own, on the
+    same log2 snapshot grid extended by log2(factor) snapshots."""
+    if factor < 1 or factor & (factor - 1):
+        raise ValueError(f"a longer budget must be a power of two times the profile's, got {factor!r}")
+    return kind if factor == 1 else f"{kind}-x{factor}"
 
 
 def snapshot_steps(steps: int, snapshots: int) -> list[int]:
@@ -92,32 +104,62 @@ def snapshot_steps(steps: int, snapshots: int) -> list[int]:
 
 def train_at(config: TrainConfig, at: list[int], evaluate) -> tuple[dict, list[dict]]:
     """Train `config`, calling `evaluate(objective)` -> dict after each step in `at`; returns the training summary
-    and one row per snapshot {"step", "images_seen", **evaluate(...)} (accuracy against images seen, Figure 2)."""
-    wanted, rows = set(at), []
+    and one row per snapshot {"step", "images_seen", **evaluate(...)} (accuracy against images seen, Figure 2).
+
+    Each row is appended to snapshots.partial.jsonl in the run folder as it is measured, so an interrupted run of
+    the same settings resumes from its checkpoint with the snapshots it had (when they cover every snapshot step up
+    to the checkpoint); otherwise the run starts afresh."""
+    from ..checkpoint import read_metadata
+    from ..runs import CHECKPOINT, resumable
+    from ..train import train
+
+    wanted, partial = set(at), Path(config.out_dir) / "snapshots.partial.jsonl"
+    rows: list[dict] = []
+    resume = False
+    if resumable(config) and partial.is_file() and (Path(config.out_dir) / CHECKPOINT).is_file():
+        done = int(read_metadata(Path(config.out_dir) / CHECKPOINT)["step"])
+        saved = [json.loads(line) for line in partial.read_text(encoding="utf-8").splitlines() if line.strip()]
+        saved = [r for r in saved if r.get("step") in wanted and r["step"] <= done]
+        resume = {r["step"] for r in saved} == {s for s in wanted if s <= done}
+        rows = saved if resume else []
+    if resume:
+        log.info("resuming %s with %d snapshots measured", config.out_dir, len(rows))
+    else:
+        partial.unlink(missing_ok=True)
 
     def callback(step: int, objective) -> None:
         if step in wanted:
             rows.append({"step": step, "images_seen": step * config.batch_size, **evaluate(objective)})
+            with open(partial, "a", encoding="utf-8") as f:
+                f.write(json.dumps(rows[-1], default=float) + "\n")
             log.info("step %d: %s", step, {k: v for k, v in rows[-1].items() if isinstance(v, float)})
 
-    return train_run(config, callback=callback), rows
+    if resume:
+        summary = train(config, resume=True, callback=callback)
+    else:
+        summary = train_run(config, callback=callback)
+    rows = sorted({r["step"]: r for r in rows}.values(), key=lambda r: r["step"])  # a re-measured step: the last
+    return summary, rows
 
 
-def sample_efficiency(images_seen: Sequence[int], faster: Sequence[float], slower_final: float) -> dict:
+def sample_efficiency(images_seen: Sequence[int], faster: Sequence[float], slower_final: float,
+                      budget: float | None = None) -> dict:
     """How many times fewer images the `faster` curve needs to reach the accuracy `slower_final` that the slower
-    objective reaches at the end of the budget `images_seen[-1]` (Figure 2's "3× / 4× efficiency").
+    objective reaches at the end of its budget `budget` (default: the faster curve's, `images_seen[-1]`) —
+    Figure 2's "3× / 4× efficiency".
 
     The crossing is interpolated in log(images) between snapshots (as Figure 7 interpolates in log k). Returns
-    `images` (float, or "<= first" / "> budget" strings when the faster curve reaches it already at the first
+    `images` (float, or "<= first" / "> last" strings when the faster curve reaches it already at the first
     snapshot — so possibly earlier — or never) and `ratio` = budget / images (a float; for "<= first" only a lower
-    bound `ratio_at_least`). A ratio means something only if the slower objective rose above chance."""
-    budget = images_seen[-1]
+    bound `ratio_at_least`; never reached: only an upper bound `ratio_below` = budget / the faster curve's last
+    snapshot). A ratio means something only if the slower objective rose above chance."""
+    budget = images_seen[-1] if budget is None else budget
     images = shots_to_match(images_seen, faster, slower_final)
     if isinstance(images, float) and images > images_seen[0]:
         return {"images": images, "ratio": budget / images}
     if isinstance(images, float) or images.startswith("<"):  # reached at the first snapshot: maybe earlier
         return {"images": f"<= {images_seen[0]}", "ratio": None, "ratio_at_least": budget / images_seen[0]}
-    return {"images": f"> {budget}", "ratio": None}
+    return {"images": f"> {images_seen[-1]}", "ratio": None, "ratio_below": budget / images_seen[-1]}
 
 
 def run(profile: str, seed: int, workdir: Path, results_root: Path | None = None) -> Path:
@@ -138,10 +180,13 @@ def run(profile: str, seed: int, workdir: Path, results_root: Path | None = None
         facts[name]["n"] = len(splits.split(suites[name].split))
     metrics: dict = {"objectives": {}, "suites": facts}
     curves: dict = {}
-    for kind in OBJECTIVES:
+    for kind, factor in [(k, 1) for k in OBJECTIVES] + list(spec.get("longer", {}).items()):
+        label = longer_name(kind, factor)
+        steps = base.steps * factor
         config = TrainConfig.from_dict(asdict(base) | {
-            "objective": kind, "tokenizer": tokenizer_path,
-            "out_dir": str(Path(workdir) / NAME / profile / f"seed{seed}" / kind)})
+            "objective": kind, "tokenizer": tokenizer_path, "steps": steps, "warmup_steps": base.warmup_steps * factor,
+            "out_dir": str(Path(workdir) / NAME / profile / f"seed{seed}" / label)})
+        grid = snapshot_steps(steps, spec["snapshots"] + int(math.log2(factor)))  # the same log2 grid, extended
         context = config.clip_config().context_length
         tokenizer = Tokenizer.load(tokenizer_path)
 
@@ -149,20 +194,21 @@ def run(profile: str, seed: int, workdir: Path, results_root: Path | None = None
             return {name: objective_zeroshot(objective, tokenizer, splits.split(suites[name].split), suites[name],
                                              context, spec["templates"])["top1"] for name in spec["suites"]}
 
-        def trained(config=config, evaluate=evaluate) -> dict:
-            summary, snapshots = train_at(config, at, evaluate)
+        def trained(config=config, evaluate=evaluate, grid=grid, factor=factor) -> dict:
+            summary, snapshots = train_at(config, grid, evaluate)
             return {"snapshots": snapshots, "img_s": summary["img_s"], "train_wall_time_s": summary["wall_time_s"],
-                    "final_loss": summary["final"]}
+                    "final_loss": summary["final"], "budget_factor": factor}
 
         # a finished objective is not retrained when the experiment is run again with the same plan
-        key = {"config": asdict(config), "snapshot_steps": at, "suites": list(spec["suites"]),
+        key = {"config": asdict(config), "snapshot_steps": grid, "suites": list(spec["suites"]),
                "templates": list(spec["templates"])}
-        metrics["objectives"][kind] = cached_json(Path(config.out_dir) / "snapshots.json", key, trained)
-        curves[kind] = curves_from_log(read_log(Path(config.out_dir) / "metrics.jsonl"), ("loss",))
+        metrics["objectives"][label] = cached_json(Path(config.out_dir) / "snapshots.json", key, trained)
+        curves[label] = curves_from_log(read_log(Path(config.out_dir) / "metrics.jsonl"), ("loss",))
     metrics["efficiency"] = efficiency_table(metrics["objectives"], spec["suites"])
     settings = {"train": asdict(base) | {"tokenizer": tokenizer_path}, "corpus": spec["corpus"],
                 "snapshots": spec["snapshots"], "snapshot_steps": at, "spacing": "log2",
-                "templates": list(spec["templates"]), "suites": list(spec["suites"]), "objectives": OBJECTIVES}
+                "templates": list(spec["templates"]), "suites": list(spec["suites"]), "objectives": OBJECTIVES,
+                "longer": dict(spec.get("longer", {}))}
     return write_result(NAME, profile, seed, settings, metrics, time.time() - start, curves, results_root)
 
 
@@ -178,5 +224,6 @@ def efficiency_table(objectives: dict, suite_names: Sequence[str]) -> dict:
                     continue
                 seen = [r["images_seen"] for r in f["snapshots"]]
                 out[name][f"{fast}>{slow}"] = sample_efficiency(
-                    seen, [r[name] for r in f["snapshots"]], s["snapshots"][-1][name])
+                    seen, [r[name] for r in f["snapshots"]], s["snapshots"][-1][name],
+                    s["snapshots"][-1]["images_seen"])
     return out
