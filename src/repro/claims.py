@@ -7,58 +7,13 @@ have detected an effect of the paper's size. The introduction's claims table and
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
 import numpy as np
 
-from .stats import (
-    Verdict,
-    accuracy_interval,
-    beyond_spread,
-    difference_interval,
-    interval_text,
-    min_detectable_effect,
-    verdict,
-)
-
-
-@dataclass
-class Claim:
-    """One claim of the paper as tested here. `effect` ({"mean", "low", "high", "n"}) and `paper_effect` are in the
-    same units (fractions for accuracies, shown × `scale` in `unit`); `mde` is the smallest detectable effect."""
-
-    label: str
-    claim: str
-    paper: str
-    test: str
-    ours: str
-    effect: dict
-    verdict: Verdict
-    paper_effect: float | None = None
-    mde: float = math.nan
-    unit: str = "points"
-    scale: float = 100.0
-    chapter: str = ""
-    extra: dict = field(default_factory=dict)
-
-
-def _mde(values: Sequence[float]) -> float:
-    x = np.asarray(values, dtype=float)
-    return min_detectable_effect(float(x.std(ddof=1)) if len(x) > 1 else math.nan, len(x))
-
-
-def above_chance(label: str, claim: str, paper: str, test: str, values: Sequence[float], chance: float,
-                 n_items: int | None = None, chapter: str = "", paper_effect: float | None = None) -> Claim:
-    """A claim that an accuracy is above `chance`: effect = accuracy − chance per seed, shown as the accuracy with
-    its range-respecting interval (`accuracy_interval`)."""
-    acc = accuracy_interval(values, n_items)
-    effect = difference_interval([v - chance for v in values])
-    mde = _mde(values)
-    result = verdict(effect, paper_effect, mde)
-    text = {"reproduced": "reproduced: above chance", "contradicted": "below chance"}.get(result.kind, result.text)
-    return Claim(label, claim, paper, test, f"{interval_text(acc)}% (chance {100 * chance:.2g}%)", effect,
-                 Verdict(result.kind, text), paper_effect, mde, chapter=chapter)
+from .claim import Claim, above_chance, seed_mde
+from .claims_robustness import adaptation_gain, beats_supervised_probe, effective_robustness
+from .stats import Verdict, accuracy_interval, difference_interval, interval_text, min_detectable_effect, verdict
 
 
 def zero_shot(clip) -> list[Claim]:
@@ -153,7 +108,7 @@ def prompt_ensembling(prompts) -> Claim:
     base = [float(np.mean([experiment.suite_metrics(r)[s]["classname"]["top1"] - 1 / first[s]["classname"]["n_classes"]
                            for s in suites])) for r in prompts.records]
     pre = [(difference_interval(base)["low"] > 0, "the bare class names are not above chance on these suites")]
-    mde = _mde(gains)
+    mde = seed_mde(gains)
     what = "templates chosen on validation suites" if mode == "chosen" else "the ensemble of every template"
     return Claim("prompts over class name", "Prompt engineering and ensembling improve zero-shot accuracy over the "
                  "bare class name (§3.1.4)", "+~5 points averaged over 36 datasets (Fig. 4)",
@@ -209,7 +164,7 @@ def mnist_pixels(limits) -> Claim:
     zs = limits.values(f"tasks|{task}|zeroshot|top1")
     px = limits.values(f"tasks|{task}|probe_pixels|top1")
     gap = [p - z for p, z in zip(px, zs, strict=True)]
-    effect, mde = difference_interval(gap), _mde(gap)
+    effect, mde = difference_interval(gap), seed_mde(gap)
     result, zero_shot = verdict(effect, None, mde), accuracy_interval(zs)
     chance = limits.records[0]["metrics"]["tasks"][task].get("chance")
     if result.kind == "reproduced" and chance is not None and zero_shot["low"] <= chance:  # weaker than the paper's
@@ -227,25 +182,30 @@ def objectives_order(objs) -> list[Claim]:
     images, and the contrastive objective with 4× fewer than bag-of-words prediction. Our ratio per seed: images the
     faster objective needs to reach the slower one's final accuracy (`objectives_summary.efficiency_summary`);
     untestable where the slower objective does not leave chance."""
-    from .experiments.objectives_summary import efficiency_ratios, efficiency_summary
+    from .experiments.objectives import base_kind
+    from .experiments.objectives_summary import efficiency_ratios, efficiency_summary, pairs_for
 
     suite = objs.records[0]["config"]["suites"][0]
     facts = objs.suite_facts()
     chance = 1 / facts[suite]["n_classes"] if suite in facts else None
-    summary = efficiency_summary(objs.records, suite, chance).set_index("pair")
-    per_seed = efficiency_ratios(objs.records, suite)
+    pairs = pairs_for(objs.records)
+    summary = efficiency_summary(objs.records, suite, chance, pairs).set_index("pair")
+    per_seed = efficiency_ratios(objs.records, suite, pairs)
+    lm = [s for f, s in pairs if f == "bow-predict" and base_kind(s) == "caption-lm"][-1]  # its longest budget
     out = []
-    for pair, paper in (("bow-predict>caption-lm", 3.0), ("bow-contrastive>bow-predict", 4.0)):
+    for pair, paper in ((f"bow-predict>{lm}", 3.0), ("bow-contrastive>bow-predict", 4.0)):
         row = summary.loc[pair]
         ratios = per_seed[(per_seed["pair"] == pair) & (per_seed["bound"] == "exact")]["ratio"].to_numpy(float)
         logs = difference_interval(np.log(ratios)) if len(ratios) else {"n": 0, "std": math.nan}
         effect = {"mean": row["ratio"], "low": row["low"], "high": row["high"], "n": int(row["n_reached"])}
-        mde = math.exp(_mde(np.log(ratios))) if len(ratios) > 1 else math.inf
+        mde = math.exp(seed_mde(np.log(ratios))) if len(ratios) > 1 else math.inf
         fast, slow = pair.split(">")
         if row["status"] == "untestable":
             result = Verdict("untestable here", f"untestable here: {row['reason']}")
-        elif row["status"] in ("not reached",):
-            result = Verdict("contradicted", f"contradicted: {row['reason']}")
+        elif row["status"] == "not reached":  # ratio < the slower budget over the faster one
+            below = float(per_seed[per_seed["pair"] == pair]["ratio_below"].max())
+            result = Verdict("contradicted", f"contradicted: {row['reason']}") if below <= 1 else Verdict(
+                "inconclusive", f"inconclusive: {row['reason']} within its shorter budget: only ratio < {below:g}×")
         elif effect["n"] < 2 or not math.isfinite(effect["low"]):
             result = Verdict("inconclusive", f"inconclusive: {row['status']} ({row['reason'] or 'one seed'})")
         elif effect["low"] > 1:
@@ -254,8 +214,9 @@ def objectives_order(objs) -> list[Claim]:
             result = Verdict("contradicted", f"contradicted: {fast} needs more images than {slow}")
         else:
             result = Verdict("inconclusive", f"inconclusive: no significant ratio (logs sd {logs['std']:.2g})")
-        out.append(Claim(f"Fig. 2: {fast} vs {slow}", f"{OBJECTIVE_NAMES[fast]} learns zero-shot transfer with "
-                         f"fewer images than {OBJECTIVE_NAMES[slow]} (§2.3)", f"{paper:g}× (Fig. 2)",
+        out.append(Claim(f"Fig. 2: {fast} vs {base_kind(slow)}", f"{OBJECTIVE_NAMES[fast]} learns zero-shot "
+                         f"transfer with fewer images than {OBJECTIVE_NAMES[base_kind(slow)]} (§2.3)",
+                         f"{paper:g}× (Fig. 2)",
                          f"images {fast} needs to reach {slow}'s final zero-shot top-1 on `{suite}`, as a ratio",
                          row["result"], effect, result, paper, mde, unit="×", scale=1.0, chapter="objectives.md"))
     return out
@@ -279,7 +240,7 @@ def learnable_temperature(temps) -> Claim:
         raise ValueError(f"the temperature results choose and score on the same suite {select!r}")
     pairs = summary.learnable_vs_best_fixed(temps.records, score, select)
     gap = pairs["difference"].tolist()
-    effect, mde = difference_interval(gap), _mde(gap)
+    effect, mde = difference_interval(gap), seed_mde(gap)
     train = temps.records[0]["config"]["train"]
     steps = train.get("steps") or 0
     reach = logit_scale_reach(train["lr"], train["warmup_steps"], steps) if steps else math.nan
@@ -292,108 +253,12 @@ def learnable_temperature(temps) -> Claim:
                  chapter="temperature.md")
 
 
-def beats_supervised_probe(robust) -> Claim:
-    """§3.2, Fig. 5: zero-shot CLIP beats a linear probe on a supervised ResNet's features on many datasets (16 of
-    27): the share of our test sets where it does, per seed."""
-    from .models.naming import baseline_names
-
-    first = robust.records[0]
-    tests = list(first["metrics"]["figure5"]["tests"])
-    headline = first["config"]["headline"]
-    shares = [float(np.mean([r["metrics"]["figure5"]["tests"][t]["zero_shot"] >
-                             r["metrics"]["figure5"]["tests"][t][f"{headline}_probe"] for t in tests]))
-              for r in robust.records]
-    effect = difference_interval(shares)  # a share: its t interval is kept inside 0–100%
-    effect |= {"low": max(effect["low"], 0.0), "high": min(effect["high"], 1.0)}
-    result = (Verdict("inconclusive", "inconclusive: one seed") if effect["n"] < 2 else
-              Verdict("reproduced", "reproduced: zero-shot wins on most test sets in the whole 95% interval")
-              if effect["low"] > 0.5 else
-              Verdict("not reproduced", "not reproduced: the probe wins on most test sets in the whole 95% interval")
-              if effect["high"] < 0.5 else
-              Verdict("inconclusive", f"inconclusive: the share's 95% interval spans one half "
-                      f"({100 * effect['low']:.0f}–{100 * effect['high']:.0f}%; the paper's 16 of 27 is 59%)"))
-    name = baseline_names(first["metrics"]["supervised"])[headline]
-    return Claim("zero-shot beats probe (share)", "Zero-shot CLIP beats a linear probe on a supervised ResNet's "
-                 "features on many datasets (§3.2)", "16 of 27 datasets (Fig. 5)",
-                 f"share of {len(tests)} test sets where zero-shot beats a probe on our supervised {name}",
-                 f"{interval_text(effect, digits=0)}% of test sets", effect, result, 16 / 27, math.nan,
-                 unit="% of tests", chapter="robustness.md")
-
-
 def architecture() -> Claim:
     """The model and tokenizer are OpenAI's, checked by the test suite against OpenAI's code."""
     return Claim("identical to OpenAI's", "Model and tokenizer identical to OpenAI's (released code)", "—",
                  "state-dict keys, shapes and outputs against OpenAI's code", "equal (test suite)",
                  {"mean": math.nan, "low": math.nan, "high": math.nan, "n": 0},
                  Verdict("reproduced", "exact (checked by the test suite)"), chapter="architecture.md")
-
-
-def effective_robustness(robust) -> list[Claim]:
-    """§3.3, Fig. 13: zero-shot CLIP (trained on diverse images) is more robust to distribution shift than
-    supervised models of equal in-distribution accuracy — on the held-out art styles and on held-out icon sets; and
-    Fang et al. (2022): a CLIP trained on exactly the supervised models' images is not (the data, not the language,
-    makes CLIP robust). From `robustness_summary.verdicts_inputs`; an effect whose seeds' interval excludes zero but
-    that lies above the trend's 95% band in at most half the seeds is "inconclusive" (`stats.beyond_spread`)."""
-    from .experiments.robustness_summary import HELD_OUT_MEAN, ICON_MEAN, verdicts_inputs
-
-    table = verdicts_inputs(robust.records)
-    n_classes = robust.records[0]["metrics"]["task"]["n_classes"]
-    held = [float(np.mean([r["metrics"]["zero_shot"][s]["top1"] for s in r["metrics"]["task"]["held_out"]]))
-            for r in robust.records]
-    above = (difference_interval([h - 1 / n_classes for h in held])["low"] > 0,
-             "zero-shot is not above chance on the held-out styles")
-    out = []
-    for shift, where in ((HELD_OUT_MEAN, "held-out art styles"), (ICON_MEAN, "held-out icon sets")):
-        rows = table[table["shift"] == shift]
-        values = rows["diverse"].dropna().tolist()
-        if not values:
-            continue
-        effect, mde = difference_interval(values), _mde(values)
-        pre = [above, (bool(rows["testable"].all()), str(rows["reason"].iloc[0]))]
-        beyond = int(rows.loc[rows["diverse"].notna(), "diverse_above"].sum())
-        result = beyond_spread(verdict(effect, None, mde, pre), beyond, len(values),
-                               "the supervised trend's 95% prediction band")
-        out.append(Claim(f"effective robustness, {where.split()[-1]}", "Zero-shot CLIP is more robust to "
-                         "distribution shift than supervised models of equal in-distribution accuracy (§3.3)",
-                         "far above 0; the gap closed by up to 75% (Fig. 13)",
-                         f"effective robustness of the diverse zero-shot CLIP on {where} against the supervised trend",
-                         f"{interval_text(effect, signed=True)} points", effect, result, None, mde,
-                         chapter="robustness.md", extra={"above_band": beyond, "seeds": len(values)}))
-    rows = table[table["shift"] == HELD_OUT_MEAN]
-    if rows["narrow"].notna().all() and len(rows):
-        diff = rows["difference"].tolist()
-        effect, mde = difference_interval(diff), _mde(diff)
-        out.append(Claim("diverse − narrow CLIP", "(Fang et al., 2022) CLIP's robustness comes from the diversity of "
-                         "its training images: a CLIP trained on the supervised models' own images is no more "
-                         "robust than they are", "language adds \"little to no\" robustness on the same images",
-                         "effective robustness on held-out styles, CLIP on the whole corpus minus CLIP on the "
-                         "supervised models' pictures", f"{interval_text(effect, signed=True)} points", effect,
-                         verdict(effect, None, mde, [above]), None, mde, chapter="robustness.md"))
-    return out
-
-
-def adaptation_gain(adapt) -> list[Claim]:
-    """§3.3, Fig. 14: fitting a classifier to the in-distribution task raises accuracy there (+9.2 points on
-    ImageNet) and widens the drop under shift."""
-    zs_in = adapt.values("methods|zeroshot|in_distribution")
-    gain = [a - z for a, z in zip(adapt.values("methods|linear_probe|in_distribution"), zs_in, strict=True)]
-    drop = [a - z for a, z in zip(adapt.values("methods|linear_probe|drop"), adapt.values("methods|zeroshot|drop"),
-                                  strict=True)]
-    n_classes = adapt.records[0]["metrics"]["task"]["n_classes"]
-    pre = [(difference_interval([z - 1 / n_classes for z in zs_in])["low"] > 0,
-            "zero-shot is not above chance in distribution")]
-    out = []
-    for label, claim, paper, paper_effect, test, values in (
-            ("probe: gain in distribution", "Adapting CLIP to the training distribution raises its accuracy there "
-             "(§3.3, Fig. 14)", "+9.2 points on ImageNet (Fig. 14)", 0.092,
-             "linear probe minus zero-shot top-1, in distribution", gain),
-            ("probe: wider drop under shift", "… and widens the drop under distribution shift (§3.3, Fig. 14)",
-             "effective robustness falls (Fig. 14)", None,
-             "drop (in-distribution − held-out styles) of the probe minus zero-shot's", drop)):
-        effect, mde = difference_interval(values), _mde(values)
-        out.append(Claim(label, claim, paper, test, f"{interval_text(effect, signed=True)} points", effect,
-                         verdict(effect, paper_effect, mde, pre), paper_effect, mde, chapter="adaptation.md"))
-    return out
 
 
 #: Each claim's experiments (loaded by name) and the function that tests it, in the order of the table.

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from ..claims import Claim
+from ..claim import Claim
 from ..stats import KINDS
 
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ..claims import Claim
+from ..claim import Claim
 from ..evaluate.robustness import logit
 from ..experiments import robustness_summary as rs
 from ..stats import difference_interval, min_detectable_effect, verdict
@@ -27,9 +27,9 @@ def _claim(label: str, claim: str, paper: str, test: str, per_seed: Sequence[flo
 
 def chapter_claims(results) -> dict[str, Claim | None]:
     """The chapter's claims, keyed: `drop` (the supervised model loses accuracy under the shifts), `styles` and
-    `icons` (effective robustness of the diverse CLIP: `repro.claims.effective_robustness`), `narrow` (diverse −
+    `icons` (effective robustness of the diverse CLIP: `repro.claims_robustness.effective_robustness`), `narrow` (diverse −
     narrow), `head_in` and `head_er` (Figure 14: the head raises in-distribution accuracy, lowers effective
-    robustness) and `probe` (`repro.claims.beats_supervised_probe`); None where the records lack the part."""
+    robustness) and `probe` (`repro.claims_robustness.beats_supervised_probe`); None where the records lack the part."""
     from .. import claims
 
     records, s = results.records, setting(results.records)
