@@ -120,6 +120,31 @@ def test_train_callback_sees_every_step_and_does_not_change_training(smoke, tmp_
     assert with_cb["final"]["loss"] == plain["final"]["loss"]
 
 
+def test_an_interrupted_snapshot_run_resumes_with_the_snapshots_it_measured(smoke, tmp_path) -> None:
+    calls: list[int] = []
+
+    def evaluate(objective, fail_at: int | None = None) -> dict:
+        step = len(calls)
+        calls.append(step)
+        if fail_at is not None and len(calls) == fail_at:
+            raise KeyboardInterrupt  # the session ends during the second snapshot at step 4
+        return {"score": float(step)}
+
+    config = _config(smoke["corpus"], tmp_path / "run", checkpoint_every=3)
+    with pytest.raises(KeyboardInterrupt):
+        objectives.train_at(config, [2, 4, 6], lambda o: evaluate(o, fail_at=2))
+    summary, rows = objectives.train_at(config, [2, 4, 6], evaluate)  # resumes from step 3 with step 2's snapshot
+    assert [r["step"] for r in rows] == [2, 4, 6] and rows[0]["score"] == 0.0 and len(calls) == 4
+    plain = train(_config(smoke["corpus"], tmp_path / "plain"))
+    assert summary["final"]["loss"] == pytest.approx(plain["final"]["loss"], rel=1e-5)  # the same run
+    config = _config(smoke["corpus"], tmp_path / "gap", checkpoint_every=2)
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):  # the checkpoint of step 4 is newer than its missing snapshot
+        objectives.train_at(config, [2, 4, 6], lambda o: evaluate(o, fail_at=2))
+    _, rows = objectives.train_at(config, [2, 4, 6], evaluate)
+    assert [r["step"] for r in rows] == [2, 4, 6] and len(calls) == 5  # started afresh: 2, 4 (failed), 2, 4, 6
+
+
 def test_objective_zeroshot_equals_zeroshot_eval_for_clip(smoke, tmp_path) -> None:
     summary = train(_config(smoke["corpus"], tmp_path / "c"))
     objective, tokenizer = summary["objective"], summary["tokenizer"]

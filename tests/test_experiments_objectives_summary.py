@@ -151,3 +151,74 @@ def test_the_budget_note_reads_the_papers_ratio_against_the_budget() -> None:
     assert "beyond this budget" in view.budget_note(records)
     learned = [_record(s, {}) for s in range(3)]  # the language model leaves chance: no note
     assert view.budget_note(learned) == ""
+
+
+def test_a_longer_budget_is_named_by_its_factor() -> None:
+    assert objectives.longer_name("caption-lm", 4) == "caption-lm-x4" and objectives.longer_name("clip", 1) == "clip"
+    assert objectives.base_kind("caption-lm-x4") == "caption-lm"
+    assert objectives.base_kind("bow-predict") == "bow-predict" and objectives.base_kind("clip-xl") == "clip-xl"
+    for bad in (0, 3, 6):
+        with pytest.raises(ValueError, match="power of two"):
+            objectives.longer_name("caption-lm", bad)
+
+
+def _with_longer(record: dict, kind: str, accuracies: list[float], factor: int = 4) -> dict:
+    """`record` plus `kind` trained `factor`× longer: the same log2 grid continued to factor × the budget."""
+    seen = [SEEN[0] * 2**k for k in range(len(SEEN) + int(math.log2(factor)))]
+    rows = [{"step": s // 100, "images_seen": s, SUITE: a} for s, a in zip(seen, accuracies, strict=True)]
+    record["metrics"]["objectives"][objectives.longer_name(kind, factor)] = {"snapshots": rows, "budget_factor": 4}
+    return record
+
+
+def test_a_longer_slow_budget_is_the_numerator_of_the_ratio() -> None:
+    fast = _curve(SEEN, 1.0)
+    lm = [0.1] * (len(SEEN) + 1) + [fast[5]]  # at chance until 4× the budget, then bow-predict's accuracy at SEEN[5]
+    records = [_with_longer(_record(s, {}, flat=("caption-lm",)), "caption-lm", lm) for s in range(2)]
+    records.append(_record(2, {}, flat=("caption-lm",)))  # a seed without the longer budget
+    pairs = osu.pairs_for(records, PAIR)
+    assert pairs == [("bow-predict", "caption-lm"), ("bow-predict", "caption-lm-x4")]
+    assert osu.pairs_for([_record(0, {})], PAIR) == list(PAIR)
+    assert [r["seed"] for r in osu.with_objectives(records, "caption-lm-x4")] == [0, 1]
+    per_seed = osu.efficiency_ratios(records, SUITE, pairs)
+    longer = per_seed[per_seed["pair"] == "bow-predict>caption-lm-x4"]
+    assert list(longer["seed"]) == [0, 1] and (longer["slower_budget"] == 4 * SEEN[-1]).all()
+    assert longer["ratio"].to_numpy() == pytest.approx(4 * SEEN[-1] / SEEN[5])
+    rows = osu.efficiency_summary(records, SUITE, pairs=pairs).set_index("pair")
+    assert rows.loc["bow-predict>caption-lm", "status"] == "untestable"
+    assert rows.loc["bow-predict>caption-lm-x4", "status"] == "measured"
+    assert rows.loc["bow-predict>caption-lm-x4", "n_seeds"] == 2
+    assert rows.loc["bow-predict>caption-lm-x4", "paper"] == 3.0  # the paper's ratio of the objective's kind
+    with pytest.raises(ValueError, match="not in the results of seeds \\[2\\]"):
+        osu.curve(records, "caption-lm-x4", SUITE)
+
+
+def test_a_faster_curve_that_never_reaches_a_longer_budget_bounds_the_ratio_above() -> None:
+    lm = [0.1] * (len(SEEN) + 1) + [0.95]  # beyond anything bow-predict reaches in its shorter budget
+    records = [_with_longer(_record(s, {}, flat=("caption-lm",)), "caption-lm", lm) for s in range(2)]
+    pair = [("bow-predict", "caption-lm-x4")]
+    per_seed = osu.efficiency_ratios(records, SUITE, pair)
+    assert (per_seed["bound"] == "none").all() and (per_seed["ratio_below"] == 4).all()
+    (row,) = osu.efficiency_summary(records, SUITE, pairs=pair).to_dict("records")
+    assert row["status"] == "not reached" and row["result"] == "< 4×"
+    equal = osu.efficiency_summary([_record(0, {"caption-lm": 8.0})], SUITE, pairs=PAIR).iloc[0]
+    assert equal["status"] == "not reached" and equal["result"] == "< 1×"  # equal budgets: not faster at all
+
+
+def test_the_longer_note_says_where_the_longer_budget_ends() -> None:
+    from repro.views import objectives as view
+
+    records = [_record(s, {}, flat=("caption-lm",)) for s in range(2)]
+    assert view.longer_note(records) == "" and view.longer_runs(records) == {}
+    flat = [_with_longer(r, "caption-lm", [0.1] * (len(SEEN) + 2)) for r in records]
+    assert view.longer_runs(flat) == {"caption-lm-x4": [0, 1]}
+    assert view.kinds(flat) == ["caption-lm", "caption-lm-x4", "bow-predict", "bow-contrastive", "clip"]
+    assert view.label("caption-lm-x4").endswith(", 4× budget") and view.short("caption-lm-x4").endswith("(4× budget)")
+    note = view.longer_note(flat)
+    assert note.startswith(f"Given 4× the budget ({view.compact(4 * SEEN[-1])} images; seeds 0, 1)")
+    assert "still at chance" in note
+    fast = _curve(SEEN, 1.0)
+    learned = [_with_longer(_record(s, {}, flat=("caption-lm",)), "caption-lm", [0.1] * 6 + [0.5] * 3 + [fast[5]])
+               for s in range(2)]
+    note = view.longer_note(learned)
+    assert f"stays above chance from {view.compact(SEEN[6])}, {view.compact(SEEN[6])} images on" in note
+    assert f"{4 * SEEN[-1] / SEEN[5]:.1f}× [" in note and "the paper: 3×" in note

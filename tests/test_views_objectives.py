@@ -16,7 +16,7 @@ from conftest import committed_results, smoke_experiment
 
 from repro.book import ExperimentResults
 from repro.experiments import objectives_summary as osu
-from repro.experiments.objectives import OBJECTIVES, PAIRS, PAPER_RATIOS
+from repro.experiments.objectives import OBJECTIVES, PAIRS, PAPER_RATIOS, base_kind
 from repro.stats import accuracy_interval, difference_interval, interval_text
 from repro.views import objectives as view
 
@@ -62,13 +62,16 @@ def test_suite_facts_come_from_the_records_or_the_caller(committed, smoke) -> No
 def test_curves_are_tidy_and_the_recorded_numbers(both) -> None:
     records, _ = both
     frame = view.curves(records)
-    snapshots = records[0]["metrics"]["objectives"]["clip"]["snapshots"]
-    assert len(frame) == len(records) * len(OBJECTIVES) * len(view.suites(records)) * len(snapshots)
-    assert view.kinds(records) == list(OBJECTIVES)
+    expected = sum(len(o["snapshots"]) for r in records for o in r["metrics"]["objectives"].values())
+    assert len(frame) == expected * len(view.suites(records))
+    assert view.kinds(records, longer=False) == list(OBJECTIVES)
+    assert [base_kind(k) for k in view.kinds(records)] == sorted(
+        (base_kind(k) for k in view.kinds(records)), key=list(OBJECTIVES).index)  # a longer budget after its kind
     suite = view.suites(records)[-1]
     row = frame[(frame["objective"] == "caption-lm") & (frame["suite"] == suite)].iloc[-1]
     assert row["top1"] == records[-1]["metrics"]["objectives"]["caption-lm"]["snapshots"][-1][suite]
-    assert list(frame["images_seen"].drop_duplicates()) == view.images_seen(records)
+    common = frame[frame["objective"].isin(list(OBJECTIVES))]
+    assert list(common["images_seen"].drop_duplicates()) == view.images_seen(records)
 
 
 def test_bands_stay_inside_0_1(both) -> None:
@@ -90,7 +93,9 @@ def test_figure_is_figure_2_per_suite(both) -> None:
     assert [ax.get_title() for ax in axes] == view.suites(records)
     for ax, suite in zip(axes, view.suites(records), strict=True):
         assert ax.get_xscale() == "log"
-        assert len(ax.get_lines()) == len(OBJECTIVES) + 1  # one curve per objective, and chance
+        assert len(ax.get_lines()) == len(view.kinds(records)) + 1  # one curve per objective and budget, and chance
+        assert [line.get_linestyle() for line in ax.get_lines()[:-1]] == [
+            "--" if view.factor(k) > 1 else "-" for k in view.kinds(records)]
         chance = view.suite_facts(records, facts)[suite]["chance"]
         assert ax.get_lines()[-1].get_ydata()[0] == pytest.approx(100 * chance)
     plt.close(fig)
@@ -99,15 +104,17 @@ def test_figure_is_figure_2_per_suite(both) -> None:
 def test_final_table_matches_the_intervals_of_the_final_snapshots(both) -> None:
     records, facts = both
     table = view.final_table(records, facts)
-    assert list(table["objective"]) == [*OBJECTIVES.values(), "chance"]
+    assert list(table["objective"]) == [*map(view.label, view.kinds(records)), "chance"]
     suite = view.suites(records)[0]
     n = view.suite_facts(records, facts)[suite].get("n")
     finals = [r["metrics"]["objectives"]["clip"]["snapshots"][-1][suite] for r in records]
-    assert table.iloc[3][f"{suite} (%)"] == interval_text(accuracy_interval(finals, n))
+    clip = table[table["objective"] == OBJECTIVES["clip"]].iloc[0]
+    assert clip[f"{suite} (%)"] == interval_text(accuracy_interval(finals, n)) and clip["seeds"] == len(records)
     for text in table[f"{suite} (%)"].iloc[:-1]:
         mean, low, high = _parsed(text)
         assert 0 <= low <= mean <= high <= 100
-    assert np.allclose(view.final_means(records)[suite], [np.mean(view.finals(records, k, suite)) for k in OBJECTIVES])
+    assert np.allclose(view.final_means(records)[suite],
+                       [np.mean(view.finals(records, k, suite)) for k in view.kinds(records)])
 
 
 def test_differences_are_paired_over_seeds(committed) -> None:
@@ -151,13 +158,14 @@ def test_standings_order_by_final_accuracy_and_flag_chance(both) -> None:
 def test_efficiency_table_has_the_paper_s_ratios_beside_ours(both) -> None:
     records, facts = both
     table = view.efficiency_table(records, facts)
-    assert len(table) == len(view.suites(records)) * len(PAIRS)
-    first = table.iloc[: len(PAIRS)]
-    for (fast, slow), (_, row) in zip(PAIRS, first.iterrows(), strict=True):
-        paper = PAPER_RATIOS.get((fast, slow))
+    pairs = osu.pairs_for(records)
+    assert pairs[: len(PAIRS)] == list(PAIRS) and len(table) == len(view.suites(records)) * len(pairs)
+    first = table.iloc[: len(pairs)]
+    for (fast, slow), (_, row) in zip(pairs, first.iterrows(), strict=True):
+        paper = PAPER_RATIOS.get((fast, base_kind(slow)))
         assert row["paper"] == (f"{paper:g}×" if paper else "—")
-        assert row["faster"] == view.SHORT[fast] and row["than"] == view.SHORT[slow]
-        assert row["per seed"].count(",") == len(records) - 1
+        assert row["faster"] == view.short(fast) and row["than"] == view.short(slow)
+        assert row["per seed"].count(",") == len(osu.with_objectives(records, fast, slow)) - 1
 
 
 def test_setup_table_reads_the_recipe(both) -> None:

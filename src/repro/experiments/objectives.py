@@ -94,6 +94,12 @@ def longer_name(kind: str, factor: int) -> str:
     return kind if factor == 1 else f"{kind}-x{factor}"
 
 
+def base_kind(name: str) -> str:
+    """The objective behind a results key: "caption-lm-x4" -> "caption-lm" (`longer_name`'s inverse)."""
+    head, _, factor = name.rpartition("-x")
+    return head if head in OBJECTIVES and factor.isdigit() else name
+
+
 def snapshot_steps(steps: int, snapshots: int) -> list[int]:
     """`snapshots` steps spaced log-uniformly: steps · 2^-k for k = snapshots − 1 … 0, rounded (at least step 1;
     duplicates of a short run merged), so the curves are sampled evenly on Figure 2's log axis of images seen."""

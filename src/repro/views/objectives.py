@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..experiments import objectives_summary as osu
-from ..experiments.objectives import OBJECTIVES, PAIRS
+from ..experiments.objectives import OBJECTIVES, base_kind
 from ..models.naming import describe, effective_config
 from ..stats import accuracy_interval, difference_interval, interval_text
 
@@ -31,10 +31,27 @@ SHORT = {"caption-lm": "language model", "bow-predict": "BoW prediction", "bow-c
 STEPS = (("bow-predict", "caption-lm"), ("bow-contrastive", "bow-predict"), ("clip", "bow-contrastive"))
 
 
-def kinds(records: Sequence[dict]) -> list[str]:
-    """The objectives in the result files, in the paper's order (slowest first)."""
+def kinds(records: Sequence[dict], longer: bool = True) -> list[str]:
+    """The objectives in the result files, in the paper's order (slowest first); with `longer`, each longer budget
+    that some seed holds ("caption-lm-x4") after its objective."""
     found = records[0]["metrics"]["objectives"]
-    return [k for k in OBJECTIVES if k in found]
+    extra = sorted({k for r in records for k in r["metrics"]["objectives"] if base_kind(k) != k}) if longer else []
+    return [n for k in OBJECTIVES if k in found for n in (k, *(e for e in extra if base_kind(e) == k))]
+
+
+def factor(kind: str) -> int:
+    """How many times the common budget objective `kind` trained for (1, or N of "caption-lm-xN")."""
+    return 1 if base_kind(kind) == kind else int(kind.rpartition("-x")[2])
+
+
+def label(kind: str) -> str:
+    """The legend's name: "Transformer language model (predict the caption), 4× budget"."""
+    return OBJECTIVES[base_kind(kind)] + (f", {factor(kind)}× budget" if factor(kind) > 1 else "")
+
+
+def short(kind: str) -> str:
+    """The tables' name: "language model (4× budget)"."""
+    return SHORT[base_kind(kind)] + (f" ({factor(kind)}× budget)" if factor(kind) > 1 else "")
 
 
 def suites(records: Sequence[dict]) -> list[str]:
@@ -57,9 +74,9 @@ def curves(records: Sequence[dict]) -> pd.DataFrame:
     """Tidy zero-shot accuracy: one row per objective, suite, seed and snapshot (step, images_seen, top1)."""
     rows = []
     for r in records:
-        for kind in kinds(records):
+        for kind in (k for k in kinds(records) if k in r["metrics"]["objectives"]):
             for snap in r["metrics"]["objectives"][kind]["snapshots"]:
-                rows.extend({"objective": kind, "label": OBJECTIVES[kind], "suite": s, "seed": r["seed"],
+                rows.extend({"objective": kind, "label": label(kind), "suite": s, "seed": r["seed"],
                              "step": snap["step"], "images_seen": snap["images_seen"], "top1": float(snap[s])}
                             for s in suites(records))
     return pd.DataFrame(rows)
@@ -86,7 +103,13 @@ def compact(n: float) -> str:
 
 
 def images_seen(records: Sequence[dict]) -> list[int]:
+    """The snapshots of the common budget (the first objective's), in images seen."""
     return [s["images_seen"] for s in records[0]["metrics"]["objectives"][kinds(records)[0]]["snapshots"]]
+
+
+def longer_runs(records: Sequence[dict]) -> dict[str, list[int]]:
+    """Each longer budget in the results and the seeds that hold it."""
+    return {k: [r["seed"] for r in osu.with_objectives(records, k)] for k in kinds(records) if factor(k) > 1}
 
 
 def setup_table(records: Sequence[dict], facts: dict | None = None) -> pd.DataFrame:
@@ -115,6 +138,11 @@ def setup_table(records: Sequence[dict], facts: dict | None = None) -> pd.DataFr
         ("seeds", f"{len(records)}: seed k initialises every model and orders the data identically for the four "
                   "objectives"),
     ]
+    for kind, seeds in longer_runs(records).items():
+        steps = train["steps"] * factor(kind)
+        rows.append((f"longer budget: {short(kind)}", f"{steps:,} steps = {steps * train['batch_size']:,} images, "
+                     f"{train['warmup_steps'] * factor(kind):,} warmup steps, the same log-spaced snapshots "
+                     f"continued; seeds {', '.join(map(str, seeds))}"))
     return pd.DataFrame(rows, columns=["", "setting"])
 
 
@@ -125,20 +153,21 @@ def figure(records: Sequence[dict], facts: dict | None = None):
     import seaborn as sns
 
     info, table = suite_facts(records, facts), bands(records, facts)
-    colours = dict(zip(kinds(records), sns.color_palette("colorblind"), strict=False))
+    colours = dict(zip(kinds(records, longer=False), sns.color_palette("colorblind"), strict=False))
     names = suites(records)
     fig, axes = plt.subplots(1, len(names), figsize=(5.0 * len(names), 3.8), squeeze=False)
     for ax, suite in zip(axes.flat, names, strict=True):
         for kind in kinds(records):
             part = table[(table["objective"] == kind) & (table["suite"] == suite)]
-            ax.plot(part["images_seen"], 100 * part["mean"], marker="o", color=colours[kind], label=OBJECTIVES[kind])
+            ax.plot(part["images_seen"], 100 * part["mean"], marker="o", color=colours[base_kind(kind)],
+                    ls="--" if factor(kind) > 1 else "-", label=label(kind))
             if part["low"].notna().all():
-                ax.fill_between(part["images_seen"], 100 * part["low"], 100 * part["high"], color=colours[kind],
-                                alpha=0.15)
+                ax.fill_between(part["images_seen"], 100 * part["low"], 100 * part["high"],
+                                color=colours[base_kind(kind)], alpha=0.15)
         ax.axhline(100 * info[suite]["chance"], color="0.4", ls=":", label="chance")
         ax.set_xscale("log")
-        seen = images_seen(records)
-        ax.set_xticks(seen, [compact(v) for v in seen], fontsize=8)
+        seen = sorted(set(table["images_seen"]))
+        ax.set_xticks(seen, [compact(v) for v in seen], fontsize=8, rotation=45 * (len(seen) > 8))
         ax.xaxis.set_minor_locator(plt.NullLocator())
         ax.set_xlabel("images seen")
         ax.set_ylabel("zero-shot top-1 (%)")
@@ -151,23 +180,26 @@ def figure(records: Sequence[dict], facts: dict | None = None):
 
 
 def finals(records: Sequence[dict], kind: str, suite: str) -> np.ndarray:
-    """The final zero-shot top-1 of objective `kind` on `suite`, one per seed."""
-    return osu.curve(records, kind, suite)[1][:, -1]
+    """The final zero-shot top-1 of objective `kind` on `suite`, one per seed that holds it."""
+    return osu.curve(osu.with_objectives(records, kind), kind, suite)[1][:, -1]
 
 
 def final_table(records: Sequence[dict], facts: dict | None = None) -> pd.DataFrame:
     """Zero-shot top-1 (%) at the end of the budget per objective and suite, mean [95% interval] over seeds, with
-    chance and the training throughput (images per second, mean over seeds)."""
+    chance and the training throughput (images per second, mean over seeds); a longer budget over the seeds that
+    hold it (`seeds`)."""
     info = suite_facts(records, facts)
     rows = []
     for kind in kinds(records):
-        row = {"objective": OBJECTIVES[kind]}
+        held = osu.with_objectives(records, kind)
+        row = {"objective": label(kind)}
         for s in suites(records):
             row[f"{s} (%)"] = interval_text(accuracy_interval(finals(records, kind, s), info[s].get("n")))
-        row["img/s (training)"] = f"{np.mean([r['metrics']['objectives'][kind]['img_s'] for r in records]):.0f}"
+        row["img/s (training)"] = f"{np.mean([r['metrics']['objectives'][kind]['img_s'] for r in held]):.0f}"
+        row["seeds"] = len(held)
         rows.append(row)
     rows.append({"objective": "chance", **{f"{s} (%)": f"{100 * info[s]['chance']:.1f}" for s in suites(records)},
-                 "img/s (training)": ""})
+                 "img/s (training)": "", "seeds": ""})
     return pd.DataFrame(rows)
 
 
@@ -226,33 +258,36 @@ def standings(records: Sequence[dict], facts: dict | None = None) -> pd.DataFram
     info = suite_facts(records, facts)
     rows = []
     for s in suites(records):
-        order = sorted(kinds(records), key=lambda k: -finals(records, k, s).mean())
+        order = sorted(kinds(records, longer=False), key=lambda k: -finals(records, k, s).mean())
         chance = info[s]["chance"]
         texts = {k: interval_text(accuracy_interval(finals(records, k, s), info[s].get("n"))) for k in order}
         rows.append({"suite": s, "classes": info[s]["n_classes"], "chance": chance,
                      "order": " > ".join(f"{OBJECTIVES[k]} ({texts[k]}%)" for k in order),
                      "ranking": " > ".join(SHORT[k] for k in order),
-                     "at chance": [k for k in kinds(records) if not osu.above_chance(records, k, s, chance)[0]]})
+                     "at chance": [k for k in kinds(records, longer=False)
+                                   if not osu.above_chance(records, k, s, chance)[0]]})
     return pd.DataFrame(rows)
 
 
 def _seed_text(row: pd.Series) -> str:
     if row["bound"] == "exact":
         return f"{row['ratio']:.1f}×"
-    return f"≥ {row['ratio_at_least']:.0f}×" if row["bound"] == "lower" else "< 1×"
+    return f"≥ {row['ratio_at_least']:.0f}×" if row["bound"] == "lower" else f"< {row['ratio_below']:g}×"
 
 
 def efficiency_table(records: Sequence[dict], facts: dict | None = None,
-                     pairs: Sequence[tuple[str, str]] = PAIRS) -> pd.DataFrame:
-    """Per suite and pair: the paper's ratio, ours (`objectives_summary.efficiency_summary`: geometric mean over
-    seeds [95% interval]; "—" where the slower objective never leaves chance) and each seed's ratio or bound."""
+                     pairs: Sequence[tuple[str, str]] | None = None) -> pd.DataFrame:
+    """Per suite and pair (default `objectives_summary.pairs_for`: the paper's and CLIP's, and again against each
+    longer budget): the paper's ratio, ours (`objectives_summary.efficiency_summary`: geometric mean over seeds [95%
+    interval]; "—" where the slower objective never leaves chance) and each seed's ratio or bound."""
     info = suite_facts(records, facts)
+    pairs = osu.pairs_for(records) if pairs is None else pairs
     rows = []
     for suite in suites(records):
         per_seed = osu.efficiency_ratios(records, suite, pairs)
         for _, row in osu.efficiency_summary(records, suite, info[suite]["chance"], pairs).iterrows():
             seeds = per_seed[per_seed["pair"] == row["pair"]]
-            rows.append({"suite": suite, "faster": SHORT[row["faster"]], "than": SHORT[row["slower"]],
+            rows.append({"suite": suite, "faster": short(row["faster"]), "than": short(row["slower"]),
                          "paper": f"{row['paper']:g}×" if math.isfinite(row["paper"]) else "—",
                          "ours (geometric mean [95% interval])": "— (the second stays at chance)"
                          if row["status"] == "untestable" else row["result"],
@@ -290,3 +325,30 @@ def budget_note(records: Sequence[dict], facts: dict | None = None, fast: str = 
             f"the {SHORT[slow]} to be, would leave chance after {compact(low)}–{compact(high)} images: {where} "
             f"this budget of {compact(budget)}. A {SHORT[slow]} still at chance at the end is {reading}; measuring "
             f"the ratio needs a budget for the {SHORT[slow]} of several times {compact(high)} images.")
+
+
+def longer_note(records: Sequence[dict], facts: dict | None = None, fast: str = "bow-predict") -> str:
+    """What each longer budget in the results shows on the first suite: where the objective ends against chance
+    (`objectives_summary.above_chance`, over the seeds that hold it), from how many images on it stays above chance
+    (`objectives_summary.images_to_leave_chance`), and `fast`'s ratio over it (`efficiency_summary`). Empty where
+    the results hold no longer budget."""
+    suite = suites(records)[0]
+    chance = suite_facts(records, facts)[suite]["chance"]
+    out = []
+    for kind, seeds in longer_runs(records).items():
+        held = osu.with_objectives(records, kind)
+        budget = osu.curve(held, kind, suite)[0][-1]
+        above, why = osu.above_chance(held, kind, suite, chance)
+        left = osu.images_to_leave_chance(held, kind, suite, chance)
+        text = (f"Given {factor(kind)}× the budget ({compact(budget)} images; seed{'s' * (len(seeds) > 1)} "
+                f"{', '.join(map(str, seeds))}) on `{suite}`, {why.replace(kind, 'the ' + SHORT[base_kind(kind)])}")
+        if not above:
+            out.append(text + f": still at chance, so the paper's ratio over the {SHORT[base_kind(kind)]} stays "
+                       "untestable at this budget too.")
+            continue
+        row = osu.efficiency_summary(held, suite, chance, [(fast, kind)]).iloc[0]
+        stays = ", ".join(compact(n) if n is not None else "never" for n in left)
+        out.append(text + f"; it stays above chance from {stays} images on (per seed). {OBJECTIVES[fast].capitalize()}"
+                   f" reaches its final accuracy with {row['result']} fewer images ({row['status']}"
+                   f"{'; ' + row['reason'] if row['reason'] else ''}; the paper: {row['paper']:g}×).")
+    return " ".join(out)
