@@ -68,7 +68,10 @@ def _rung(size: str) -> dict:
 #: 0.85× of it and the language model ~0.45 s (one-thread timings of a step of each objective on a random batch of
 #: 256, longest caption 24 tokens: 0.72–0.78 s for the language model at RN 4/8, ~1.7× faster on two threads) →
 #: 0.77 s for the four × 2,600 ≈ 2,000 s, plus 8 snapshots (~20 s each for the language model, which scores every
-#: (image, prompt) pair: 935 × 95 on emoji-subcategory/val) and setup ≈ 2,280 s a seed → 3 seeds ≈ 115 minutes.
+#: (image, prompt) pair: 935 × 95 on emoji-subcategory/val) and setup ≈ 2,280 s a seed → 3 seeds ≈ 115 minutes
+#: (measured on an AMD EPYC: 2,240–2,420 s a seed). At that budget the language model stays at chance in every seed,
+#: so it also trains for 4× the budget ("longer": 10,400 steps, 2.66M images, warm-up 1,040; snapshots continue the
+#: log2 grid to 10): 477 img/s measured on two threads → ~95 minutes a seed more.
 #: gpu: the gpu headline's recipe on its corpus with the headline model ("RN 16"), 2,000 steps of 1,024; not sized
 #: from a measurement (no GPU result is committed yet).
 PROFILES = {

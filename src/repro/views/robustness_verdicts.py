@@ -27,9 +27,10 @@ def _claim(label: str, claim: str, paper: str, test: str, per_seed: Sequence[flo
 
 def chapter_claims(results) -> dict[str, Claim | None]:
     """The chapter's claims, keyed: `drop` (the supervised model loses accuracy under the shifts), `styles` and
-    `icons` (effective robustness of the diverse CLIP: `repro.claims_robustness.effective_robustness`), `narrow` (diverse −
-    narrow), `head_in` and `head_er` (Figure 14: the head raises in-distribution accuracy, lowers effective
-    robustness) and `probe` (`repro.claims_robustness.beats_supervised_probe`); None where the records lack the part."""
+    `icons` (effective robustness of the diverse CLIP: `repro.claims_robustness.effective_robustness`), `narrow`
+    (diverse − narrow), `head_in` and `head_er` (Figure 14: the head raises in-distribution accuracy, lowers
+    effective robustness) and `probe` (`repro.claims_robustness.beats_supervised_probe`); None where the records
+    lack the part."""
     from .. import claims
 
     records, s = results.records, setting(results.records)
