@@ -61,6 +61,8 @@ def test_run_writes_a_result_with_provenance(env) -> None:
     assert 0 <= metric(record, "smoke-concept/val|top1") <= 1
     again = repro("run", "clip_small", "--profile", "smoke", env=env)
     assert "exists (--force to re-run)" in again.stdout
+    extend = repro("run", "clip_small", "--profile", "smoke", "--extend", env=env)
+    assert extend.returncode != 0 and "experiment clip_small cannot be extended (only: objectives)" in extend.stderr
 
 
 def test_mean_and_confidence_interval() -> None:

@@ -4,6 +4,7 @@ sample-efficiency ratio, the supervised baseline's label classes and depth, and 
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -16,7 +17,7 @@ from repro.evaluate.runner import SplitCache, load_suites
 from repro.evaluate.shift import shift_task, training_rows
 from repro.experiments import get, objectives, objectives_summary, temperature, temperature_summary
 from repro.experiments.common import corpus_for, shared_tokenizer
-from repro.experiments.results import load_results
+from repro.experiments.results import load_results, result_path, write_record
 from repro.objectives import make_objective
 from repro.tokenizer import Tokenizer
 from repro.train import TrainConfig, TrainData, train
@@ -63,6 +64,34 @@ def test_objectives_result_has_a_curve_per_objective(smoke) -> None:
     summary = objectives_summary.efficiency_summary([record], spec["suites"][0])
     assert len(summary) == len(objectives.PAIRS) and set(summary["status"]) <= {
         "measured", "partly measured", "lower bound", "not reached", "untestable"}
+
+
+def test_extend_adds_a_longer_budget_and_keeps_what_was_measured(smoke, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("REPRO_DATA", str(smoke["root"] / "data"))
+    (full,) = load_results("objectives", "smoke", smoke["root"] / "results")
+    older = json.loads(json.dumps(full))  # as written before the profile had a longer budget
+    del older["metrics"]["objectives"]["caption-lm-x2"], older["curves"]["caption-lm-x2"]
+    older["config"]["longer"] = {}
+    path = write_record(result_path("objectives", "smoke", 0, tmp_path), older)
+    assert objectives.extend("smoke", 0, smoke["root"] / "runs", results_root=tmp_path) == path
+    record = json.loads(path.read_text())
+    added = record["metrics"]["objectives"].pop("caption-lm-x2")
+    assert set(added.pop("provenance")) == {"git_revision", "hardware", "versions", "wall_time_s", "created"}
+    assert added == full["metrics"]["objectives"]["caption-lm-x2"]
+    assert record["metrics"]["efficiency"] == full["metrics"]["efficiency"]
+    assert record["git_revision"] == full["git_revision"] and record["created"] == full["created"]
+    assert record["config"] == full["config"] and record["curves"] == full["curves"]
+
+
+def test_extend_refuses_a_result_of_other_settings(smoke, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("REPRO_DATA", str(smoke["root"] / "data"))
+    with pytest.raises(FileNotFoundError, match="seed0.json: no result to extend"):
+        objectives.extend("smoke", 0, smoke["root"] / "runs", results_root=tmp_path)
+    (record,) = load_results("objectives", "smoke", smoke["root"] / "results")
+    record["config"]["train"]["lr"] = 0.5
+    write_record(result_path("objectives", "smoke", 0, tmp_path), record)
+    with pytest.raises(ValueError, match=r"config\.train\.lr is 0\.5, the profile's is"):
+        objectives.extend("smoke", 0, smoke["root"] / "runs", results_root=tmp_path)
 
 
 def test_sample_efficiency_interpolates_in_log_images() -> None:

@@ -176,8 +176,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     module = experiments.get(args.name)
     if args.profile not in module.PROFILES:
         raise SystemExit(f"experiment {args.name} has no profile {args.profile!r}: {', '.join(module.PROFILES)}")
+    if args.extend and not hasattr(module, "extend"):
+        raise SystemExit(f"experiment {args.name} cannot be extended (only: objectives)")
     seeds = args.seeds or module.PROFILES[args.profile]["seeds"]
     for seed in range(seeds):
+        if args.extend and result_path(args.name, args.profile, seed).is_file():
+            print(f"extended {module.extend(args.profile, seed, Path(args.workdir))}")
+            continue
         if result_path(args.name, args.profile, seed).is_file() and not args.force:
             print(f"{result_path(args.name, args.profile, seed)} exists (--force to re-run)")
             continue
@@ -242,6 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seeds", type=int, default=0, help="number of seeds (default: the profile's)")
     r.add_argument("--workdir", default="runs", help="where checkpoints and logs go")
     r.add_argument("--force", action="store_true", help="re-run seeds whose result file exists")
+    r.add_argument("--extend", action="store_true",
+                   help="add to each seed's result file the runs the profile has gained since it was written "
+                        "(objectives: its longer budgets), keeping what it holds; seeds without one are run")
     r.set_defaults(func=cmd_run)
     return parser
 

@@ -27,7 +27,7 @@ from . import scaling
 from .clip_small import PROFILES as CLIP_PROFILES
 from .common import cached_json, corpus_for, curves_from_log, shared_tokenizer, suite_facts, train_run
 from .fewshot import shots_to_match
-from .results import write_result
+from .results import git_revision, hardware, result_path, versions, write_record, write_result
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +171,8 @@ def sample_efficiency(images_seen: Sequence[int], faster: Sequence[float], slowe
     return {"images": f"> {images_seen[-1]}", "ratio": None, "ratio_below": budget / images_seen[-1]}
 
 
-def run(profile: str, seed: int, workdir: Path, results_root: Path | None = None) -> Path:
-    """Train the four objectives for one seed, scoring zero-shot at snapshots; returns the result file's path."""
+def _setup(profile: str, seed: int, workdir: Path) -> dict:
+    """What every objective of one seed shares: the base config, tokenizer, suites and split cache."""
     spec = PROFILES[profile]
     corpus = corpus_for(spec["corpus"])
     suites = {s.name: s for s in load_suites(corpus)}
@@ -181,44 +181,103 @@ def run(profile: str, seed: int, workdir: Path, results_root: Path | None = None
         raise ValueError(f"profile {profile!r}: suites {missing} are not in {corpus}")
     base = TrainConfig(corpus_dir=str(corpus), seed=seed, **spec["train"])
     tokenizer_path = shared_tokenizer(corpus, base.clip_config().vocab_size, Path(workdir), size=base.data_size)
-    splits = SplitCache(None, corpus, base.data_size)
-    at = snapshot_steps(base.steps, spec["snapshots"])
-    start = time.time()
-    facts = suite_facts(suites[name] for name in spec["suites"])
+    settings = {"train": asdict(base) | {"tokenizer": tokenizer_path}, "corpus": spec["corpus"],
+                "snapshots": spec["snapshots"], "snapshot_steps": snapshot_steps(base.steps, spec["snapshots"]),
+                "spacing": "log2", "templates": list(spec["templates"]), "suites": list(spec["suites"]),
+                "objectives": OBJECTIVES, "longer": dict(spec.get("longer", {}))}
+    return {"spec": spec, "base": base, "tokenizer": tokenizer_path, "suites": suites, "settings": settings,
+            "splits": SplitCache(None, corpus, base.data_size),
+            "workdir": Path(workdir) / NAME / profile / f"seed{seed}"}
+
+
+def _train_objective(setup: dict, kind: str, factor: int) -> tuple[dict, dict]:
+    """Train objective `kind` for `factor` times the profile's budget, scoring zero-shot at the log2 snapshots
+    (cached in its run folder); returns its metrics and its loss curve."""
+    spec, base, suites, splits = setup["spec"], setup["base"], setup["suites"], setup["splits"]
+    label = longer_name(kind, factor)
+    config = TrainConfig.from_dict(asdict(base) | {
+        "objective": kind, "tokenizer": setup["tokenizer"], "steps": base.steps * factor,
+        "warmup_steps": base.warmup_steps * factor, "out_dir": str(setup["workdir"] / label)})
+    grid = snapshot_steps(config.steps, spec["snapshots"] + int(math.log2(factor)))  # the same log2 grid, extended
+    context = config.clip_config().context_length
+    tokenizer = Tokenizer.load(setup["tokenizer"])
+
+    def evaluate(objective) -> dict:
+        return {name: objective_zeroshot(objective, tokenizer, splits.split(suites[name].split), suites[name],
+                                         context, spec["templates"])["top1"] for name in spec["suites"]}
+
+    def trained() -> dict:
+        summary, snapshots = train_at(config, grid, evaluate)
+        return {"snapshots": snapshots, "img_s": summary["img_s"], "train_wall_time_s": summary["wall_time_s"],
+                "final_loss": summary["final"], "budget_factor": factor}
+
+    # a finished objective is not retrained when the experiment is run again with the same plan
+    key = {"config": asdict(config), "snapshot_steps": grid, "suites": list(spec["suites"]),
+           "templates": list(spec["templates"])}
+    metrics = cached_json(Path(config.out_dir) / "snapshots.json", key, trained)
+    return metrics, curves_from_log(read_log(Path(config.out_dir) / "metrics.jsonl"), ("loss",))
+
+
+def _budgets(spec: dict) -> list[tuple[str, int]]:
+    """(objective, budget factor) for every run of a seed: the four at the profile's budget, then its longer ones."""
+    return [(k, 1) for k in OBJECTIVES] + list(spec.get("longer", {}).items())
+
+
+def run(profile: str, seed: int, workdir: Path, results_root: Path | None = None) -> Path:
+    """Train the four objectives for one seed, scoring zero-shot at snapshots; returns the result file's path."""
+    setup = _setup(profile, seed, workdir)
+    spec, splits, start = setup["spec"], setup["splits"], time.time()
+    facts = suite_facts(setup["suites"][name] for name in spec["suites"])
     for name in spec["suites"]:  # the images each accuracy is over, for intervals on one seed
-        facts[name]["n"] = len(splits.split(suites[name].split))
+        facts[name]["n"] = len(splits.split(setup["suites"][name].split))
     metrics: dict = {"objectives": {}, "suites": facts}
     curves: dict = {}
-    for kind, factor in [(k, 1) for k in OBJECTIVES] + list(spec.get("longer", {}).items()):
+    for kind, factor in _budgets(spec):
         label = longer_name(kind, factor)
-        steps = base.steps * factor
-        config = TrainConfig.from_dict(asdict(base) | {
-            "objective": kind, "tokenizer": tokenizer_path, "steps": steps, "warmup_steps": base.warmup_steps * factor,
-            "out_dir": str(Path(workdir) / NAME / profile / f"seed{seed}" / label)})
-        grid = snapshot_steps(steps, spec["snapshots"] + int(math.log2(factor)))  # the same log2 grid, extended
-        context = config.clip_config().context_length
-        tokenizer = Tokenizer.load(tokenizer_path)
-
-        def evaluate(objective, tokenizer=tokenizer, context=context) -> dict:
-            return {name: objective_zeroshot(objective, tokenizer, splits.split(suites[name].split), suites[name],
-                                             context, spec["templates"])["top1"] for name in spec["suites"]}
-
-        def trained(config=config, evaluate=evaluate, grid=grid, factor=factor) -> dict:
-            summary, snapshots = train_at(config, grid, evaluate)
-            return {"snapshots": snapshots, "img_s": summary["img_s"], "train_wall_time_s": summary["wall_time_s"],
-                    "final_loss": summary["final"], "budget_factor": factor}
-
-        # a finished objective is not retrained when the experiment is run again with the same plan
-        key = {"config": asdict(config), "snapshot_steps": grid, "suites": list(spec["suites"]),
-               "templates": list(spec["templates"])}
-        metrics["objectives"][label] = cached_json(Path(config.out_dir) / "snapshots.json", key, trained)
-        curves[label] = curves_from_log(read_log(Path(config.out_dir) / "metrics.jsonl"), ("loss",))
+        metrics["objectives"][label], curves[label] = _train_objective(setup, kind, factor)
     metrics["efficiency"] = efficiency_table(metrics["objectives"], spec["suites"])
-    settings = {"train": asdict(base) | {"tokenizer": tokenizer_path}, "corpus": spec["corpus"],
-                "snapshots": spec["snapshots"], "snapshot_steps": at, "spacing": "log2",
-                "templates": list(spec["templates"]), "suites": list(spec["suites"]), "objectives": OBJECTIVES,
-                "longer": dict(spec.get("longer", {}))}
-    return write_result(NAME, profile, seed, settings, metrics, time.time() - start, curves, results_root)
+    return write_result(NAME, profile, seed, setup["settings"], metrics, time.time() - start, curves, results_root)
+
+
+def extend(profile: str, seed: int, workdir: Path, results_root: Path | None = None) -> Path:
+    """Add to seed `seed`'s result file the profile's longer budgets it lacks, leaving the objectives it holds as
+    they were measured: each added run carries its own "provenance" (revision, hardware, versions, wall time), and
+    the efficiency table is recomputed over all. The file's settings must be the profile's (else a one-line error
+    naming the first field that differs); returns the file's path."""
+    path = result_path(NAME, profile, seed, results_root)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no result to extend; run the experiment for seed {seed} first")
+    record = json.loads(path.read_text(encoding="utf-8"))
+    setup = _setup(profile, seed, workdir)
+    want = json.loads(json.dumps({k: v for k, v in setup["settings"].items() if k != "longer"}, default=float))
+    differs = _first_difference({k: record["config"].get(k) for k in want}, want, "config")
+    if differs:
+        raise ValueError(f"{path}: {differs[0]} is {differs[1]!r}, the profile's is {differs[2]!r}; re-run the "
+                         "experiment")
+    objectives = record["metrics"]["objectives"]
+    for kind, factor in _budgets(setup["spec"])[len(OBJECTIVES):]:
+        label = longer_name(kind, factor)
+        if label in objectives:
+            continue
+        start = time.time()
+        objectives[label], record["curves"][label] = _train_objective(setup, kind, factor)
+        objectives[label]["provenance"] = {"git_revision": git_revision(), "hardware": hardware(),
+                                           "versions": versions(), "wall_time_s": round(time.time() - start, 1),
+                                           "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    record["metrics"]["efficiency"] = efficiency_table(objectives, setup["spec"]["suites"])
+    record["config"]["longer"] = setup["settings"]["longer"]
+    return write_record(path, record)
+
+
+def _first_difference(have: object, want: object, name: str) -> tuple[str, object, object] | None:
+    """The first (dotted name, have, want) where two JSON values differ, descending into dicts; None if equal."""
+    if isinstance(have, dict) and isinstance(want, dict):
+        for key in list(want) + [k for k in have if k not in want]:
+            found = _first_difference(have.get(key), want.get(key), f"{name}.{key}")
+            if found:
+                return found
+        return None
+    return None if have == want else (name, have, want)
 
 
 def efficiency_table(objectives: dict, suite_names: Sequence[str]) -> dict:

@@ -72,7 +72,11 @@ def write_result(name: str, profile: str, seed: int, config: dict, metrics: dict
         "wall_time_s": round(wall_time_s, 1), "versions": versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    path = result_path(name, profile, seed, root)
+    return write_record(result_path(name, profile, seed, root), record)
+
+
+def write_record(path: Path, record: dict) -> Path:
+    """Write a result record to `path` atomically (a reader never sees half a file); returns `path`."""
     remove_stray_temporaries(path)  # left by a run killed while writing it (one writer per result file)
     atomic_write_text(path, json.dumps(record, indent=1, ensure_ascii=False, default=float))
     return path
