@@ -27,7 +27,7 @@ from . import scaling
 from .clip_small import PROFILES as CLIP_PROFILES
 from .common import cached_json, corpus_for, curves_from_log, shared_tokenizer, suite_facts, train_run
 from .fewshot import shots_to_match
-from .results import git_revision, hardware, result_path, versions, write_record, write_result
+from .results import provenance, result_path, write_record, write_result
 
 log = logging.getLogger(__name__)
 
@@ -261,9 +261,7 @@ def extend(profile: str, seed: int, workdir: Path, results_root: Path | None = N
             continue
         start = time.time()
         objectives[label], record["curves"][label] = _train_objective(setup, kind, factor)
-        objectives[label]["provenance"] = {"git_revision": git_revision(), "hardware": hardware(),
-                                           "versions": versions(), "wall_time_s": round(time.time() - start, 1),
-                                           "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        objectives[label]["provenance"] = provenance(time.time() - start)
     record["metrics"]["efficiency"] = efficiency_table(objectives, setup["spec"]["suites"])
     record["config"]["longer"] = setup["settings"]["longer"]
     return write_record(path, record)

@@ -63,15 +63,17 @@ def result_path(name: str, profile: str, seed: int, root: Path | None = None) ->
     return Path(root or RESULTS) / name / profile / f"seed{seed}.json"
 
 
+def provenance(wall_time_s: float) -> dict:
+    """Where and when a result was measured: revision, hardware, versions, wall time and the time it was written."""
+    return {"git_revision": git_revision(), "hardware": hardware(), "wall_time_s": round(wall_time_s, 1),
+            "versions": versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
 def write_result(name: str, profile: str, seed: int, config: dict, metrics: dict, wall_time_s: float,
                  curves: dict | None = None, root: Path | None = None) -> Path:
     """Write one run's result file atomically; returns its path."""
-    record = {
-        "experiment": name, "profile": profile, "seed": seed, "config": config, "metrics": metrics,
-        "curves": curves or {}, "git_revision": git_revision(), "hardware": hardware(),
-        "wall_time_s": round(wall_time_s, 1), "versions": versions(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
+    record = {"experiment": name, "profile": profile, "seed": seed, "config": config, "metrics": metrics,
+              "curves": curves or {}} | provenance(wall_time_s)
     return write_record(result_path(name, profile, seed, root), record)
 
 
