@@ -255,7 +255,7 @@ def extend(profile: str, seed: int, workdir: Path, results_root: Path | None = N
         raise ValueError(f"{path}: {differs[0]} is {differs[1]!r}, the profile's is {differs[2]!r}; re-run the "
                          "experiment")
     objectives = record["metrics"]["objectives"]
-    for kind, factor in _budgets(setup["spec"])[len(OBJECTIVES):]:
+    for kind, factor in setup["spec"].get("longer", {}).items():
         label = longer_name(kind, factor)
         if label in objectives:
             continue
