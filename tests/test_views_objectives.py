@@ -178,3 +178,14 @@ def test_setup_table_reads_the_recipe(both) -> None:
     assert spaced in table.loc["snapshots", "setting"]
     assert view.compact(12_800) == "12.8k" and view.compact(1_310_720) == "1.31M" and view.compact(96) == "96"
     assert not math.isnan(float(view.suite_facts(records, facts)[view.suites(records)[0]]["n_classes"]))
+
+
+def test_added_note_reads_each_added_runs_own_provenance() -> None:
+    prov = {"git_revision": "e" * 40 + "+dirty", "created": "2026-12-03T19:00:00Z", "wall_time_s": 5430.0,
+            "hardware": {"cpu": "AMD EPYC", "cores": 2, "torch_threads": 2}, "versions": {}}
+    records = [{"seed": 0, "metrics": {"objectives": {"caption-lm-x4": {"provenance": prov}}}},
+               {"seed": 1, "metrics": {"objectives": {"caption-lm-x4": {}}}}]
+    note = view.added_note(records, "caption-lm-x4")
+    assert note == ("; added to the result files later (seed 0: revision eeeeeeeeee+dirty, AMD EPYC, 2 threads, "
+                    "90 min, 2026-12-03)")
+    assert view.added_note(records, "clip") == "" and view.added_note(records[1:], "caption-lm-x4") == ""

@@ -66,6 +66,20 @@ def test_provenance_versions_and_dirty_share() -> None:
     assert versions.loc["torch", "versions used"] == "2.13.0+cpu"
 
 
+def test_provenance_table_adds_a_row_per_added_run_from_its_own_provenance() -> None:
+    added = {"git_revision": "d" * 40, "created": "2026-12-03T19:00:00Z", "wall_time_s": 5400.0,
+             "hardware": {"cpu": "Intel Xeon", "cores": 2}, "versions": {"torch": "2.13.0+cpu", "python": "3.11.7"}}
+    records = [_record(0, objectives={"clip": {"final": {}}, "caption-lm-x4": {"final": {}, "provenance": added}}),
+               _record(1, objectives={"clip": {"final": {}}})]
+    table = view.provenance_table({("objectives", "cpu"): records})
+    assert list(table["experiment"]) == ["objectives", "objectives: caption-lm-x4 (added)"]
+    row = table.iloc[1]
+    assert (row["seeds"], row["hardware"], row["minutes per seed"]) == ("0", "Intel Xeon, 2 cores", 90.0)
+    assert (row["revision"], row["date"]) == ("dddddddddd", "2026-12-03")
+    assert row["command"] == "repro run objectives --profile cpu --extend"
+    assert table.iloc[0]["revision"] == "aaaaaaaaaa"
+
+
 def test_config_table_flags_what_varies_and_names_the_model() -> None:
     records = [_record(0), _record(1)]
     table = view.config_table(records, "clip_small", "cpu", ROOT).set_index("key")

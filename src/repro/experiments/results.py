@@ -69,6 +69,13 @@ def provenance(wall_time_s: float) -> dict:
             "versions": versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
+def added_runs(record: dict) -> dict[str, dict]:
+    """The runs added to a result after it was written (`objectives.extend`), by name: each entry of a metrics group
+    that carries its own "provenance" (revision, hardware, versions, wall time, date), mapped to that provenance."""
+    return {name: entry["provenance"] for group in record.get("metrics", {}).values() if isinstance(group, dict)
+            for name, entry in group.items() if isinstance(entry, dict) and isinstance(entry.get("provenance"), dict)}
+
+
 def write_result(name: str, profile: str, seed: int, config: dict, metrics: dict, wall_time_s: float,
                  curves: dict | None = None, root: Path | None = None) -> Path:
     """Write one run's result file atomically; returns its path."""

@@ -18,8 +18,10 @@ import pandas as pd
 
 from ..experiments import objectives_summary as osu
 from ..experiments.objectives import OBJECTIVES, base_kind
+from ..experiments.results import added_runs
 from ..models.naming import describe, effective_config
 from ..stats import accuracy_interval, difference_interval, interval_text
+from .reproducibility import short_revision
 
 #: The objectives that predict the text and those that contrast it (the paper's central comparison, §2.3).
 PREDICTIVE = ("caption-lm", "bow-predict")
@@ -112,6 +114,19 @@ def longer_runs(records: Sequence[dict]) -> dict[str, list[int]]:
     return {k: [r["seed"] for r in osu.with_objectives(records, k)] for k in kinds(records) if factor(k) > 1}
 
 
+def added_note(records: Sequence[dict], kind: str) -> str:
+    """Where `kind` was added to the result files after the four objectives (`objectives.extend`): "; added later
+    (seed 0: revision …, hardware, minutes)" from each added run's own provenance; empty where none was added."""
+    parts = []
+    for r in records:
+        if prov := added_runs(r).get(kind):
+            hw = prov["hardware"]
+            where = hw.get("gpu") or f"{hw.get('cpu', '?')}, {hw.get('torch_threads', hw.get('cores', '?'))} threads"
+            parts.append(f"seed {r['seed']}: revision {short_revision(prov['git_revision'])}, {where}, "
+                         f"{prov['wall_time_s'] / 60:.0f} min, {prov['created'][:10]}")
+    return f"; added to the result files later ({'; '.join(parts)})" if parts else ""
+
+
 def setup_table(records: Sequence[dict], facts: dict | None = None) -> pd.DataFrame:
     """The setting the four runs share: model, image encoder, text side, budget, optimiser, snapshots, test, seeds."""
     config = records[0]["config"]
@@ -142,7 +157,7 @@ def setup_table(records: Sequence[dict], facts: dict | None = None) -> pd.DataFr
         steps = train["steps"] * factor(kind)
         rows.append((f"longer budget: {short(kind)}", f"{steps:,} steps = {steps * train['batch_size']:,} images, "
                      f"{train['warmup_steps'] * factor(kind):,} warmup steps, the same log-spaced snapshots "
-                     f"continued; seeds {', '.join(map(str, seeds))}"))
+                     f"continued; seeds {', '.join(map(str, seeds))}" + added_note(records, kind)))
     return pd.DataFrame(rows, columns=["", "setting"])
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..experiments import EXPERIMENTS
-from ..experiments.results import load_results
+from ..experiments.results import added_runs, load_results
 from ..models.naming import describe, effective_config
 
 Runs = Mapping[tuple[str, str], Sequence[dict]]
@@ -110,18 +110,32 @@ def rerun_table(folder: Path, reruns: str, seeds: Sequence[int], headline: str =
 
 def provenance_table(runs: Runs) -> pd.DataFrame:
     """One row per experiment and profile: seeds, hardware, minutes per seed, revisions, date, torch and Python
-    versions, and the command that re-creates the files."""
+    versions, and the command that re-creates the files; then one row per run added to those files later
+    (`results.added_runs`), read from that run's own provenance."""
     rows = []
     for (name, profile), records in runs.items():
-        first = records[0]
-        hw, ver = first["hardware"], first["versions"]
-        rows.append({"experiment": name, "profile": profile, "seeds": ", ".join(str(r["seed"]) for r in records),
-                     "hardware": hw.get("gpu") or f"{hw.get('cpu', '?')}, {hw.get('cores', '?')} cores",
-                     "minutes per seed": round(sum(r["wall_time_s"] for r in records) / len(records) / 60, 1),
-                     "revision": ", ".join(sorted({short_revision(r["git_revision"]) for r in records})),
-                     "date": max(r["created"][:10] for r in records), "torch": ver.get("torch"),
-                     "python": ver.get("python"), "command": f"repro run {name} --profile {profile}"})
+        rows.append(_provenance_row(name, profile, [(r["seed"], r) for r in records], f"repro run {name} --profile "
+                                    f"{profile}"))
+        added: dict[str, list] = {}
+        for r in records:
+            for label, prov in added_runs(r).items():
+                added.setdefault(label, []).append((r["seed"], prov))
+        for label, seeds in added.items():
+            rows.append(_provenance_row(f"{name}: {label} (added)", profile, seeds,
+                                        f"repro run {name} --profile {profile} --extend"))
     return pd.DataFrame(rows)
+
+
+def _provenance_row(experiment: str, profile: str, seeds: Sequence[tuple[int, dict]], command: str) -> dict:
+    """A provenance table row from (seed, record or provenance) pairs: hardware and versions of the first."""
+    first = seeds[0][1]
+    hw, ver = first["hardware"], first["versions"]
+    return {"experiment": experiment, "profile": profile, "seeds": ", ".join(str(s) for s, _ in seeds),
+            "hardware": hw.get("gpu") or f"{hw.get('cpu', '?')}, {hw.get('cores', '?')} cores",
+            "minutes per seed": round(sum(p["wall_time_s"] for _, p in seeds) / len(seeds) / 60, 1),
+            "revision": ", ".join(sorted({short_revision(p["git_revision"]) for _, p in seeds})),
+            "date": max(p["created"][:10] for _, p in seeds), "torch": ver.get("torch"),
+            "python": ver.get("python"), "command": command}
 
 
 def dirty_share(runs: Runs) -> tuple[int, int]:
