@@ -83,6 +83,41 @@ def code_fraction(path) -> float:
     return code / max(total, 1)
 
 
+def code_fraction_nonblank(path) -> float:
+    """The share of a chapter's non-blank lines that are code inside code cells, not counting the cells' options
+    (`:tags:` lines and the `---` block of a figure's caption), so that blank lines cannot dilute the code."""
+    code = total = 0
+    inside = options = False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        total += bool(line.strip())
+        if line.startswith("```{code-cell}"):
+            inside, options, first = True, False, True
+            continue
+        if inside and line.startswith("```"):
+            inside = False
+        elif inside:
+            if first and line.strip() == "---":
+                options = True
+            elif options:
+                options = line.strip() != "---"
+            elif line.strip() and not re.match(r"^:[\w-]+:", line):
+                code += 1
+            first = False
+    return code / max(total, 1)
+
+
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
 def test_a_chapter_is_mostly_prose(chapter) -> None:
+    """At most a third of a chapter is code, counted both ways: all lines with cell options as code, and non-blank
+    lines with cell options as neither."""
     assert code_fraction(chapter) <= 1 / 3, f"{chapter.name}: {code_fraction(chapter):.0%} of its lines are code"
+    share = code_fraction_nonblank(chapter)
+    assert share <= 1 / 3, f"{chapter.name}: {share:.0%} of its non-blank lines are code"
+
+
+def test_code_fraction_nonblank_skips_blank_lines_and_cell_options(tmp_path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text("Prose.\n\n\n```{code-cell} ipython3\n---\ntags: [remove-input]\n---\nx = 1\n\ny = 2\n```\n"
+                    "```{code-cell} ipython3\n:tags: [remove-cell]\nz = 3\n```\nMore prose.\n", encoding="utf-8")
+    # non-blank lines: Prose, fence, ---, tags, ---, x, y, fence, fence, :tags:, z, fence, More prose = 13; code: 3
+    assert code_fraction_nonblank(page) == pytest.approx(3 / 13)
