@@ -104,12 +104,35 @@ def test_bounds_when_the_crossing_is_outside_the_snapshots() -> None:
     early = [_record(s, {"bow-predict": 1000.0}) for s in range(2)]  # already there at the first snapshot
     (row,) = osu.efficiency_summary(early, SUITE, pairs=PAIR).to_dict("records")
     assert row["status"] == "lower bound" and row["n_lower_bound"] == 2 and row["result"] == f"≥ {2 ** 7}×"
-    slow = [_record(s, {"bow-predict": 0.5}) for s in range(2)]  # the "faster" one is slower
-    (row,) = osu.efficiency_summary(slow, SUITE, pairs=PAIR).to_dict("records")
+    flat = [_record(s, {}, flat=("bow-predict",)) for s in range(2)]  # the "faster" one never leaves chance
+    (row,) = osu.efficiency_summary(flat, SUITE, pairs=PAIR).to_dict("records")
     assert row["status"] == "not reached" and row["n_not_reached"] == 2 and math.isnan(row["ratio"])
-    mixed = [_record(0, {"bow-predict": 4.0}), _record(1, {"bow-predict": 0.5})]
+    assert row["result"] == "< 1×"  # equal budgets: not faster at all
+    mixed = [_record(0, {"bow-predict": 4.0}), _record(1, {}, flat=("bow-predict",))]
     (row,) = osu.efficiency_summary(mixed, SUITE, pairs=PAIR).to_dict("records")
     assert row["status"] == "partly measured" and row["n_reached"] == 1 and row["ratio"] == pytest.approx(4.0)
+
+
+def test_a_faster_objective_that_ends_lower_is_compared_at_its_own_final_accuracy() -> None:
+    """Figure 2's measure at the highest accuracy both reach: a "faster" curve shifted to need 2× the images (speed
+    0.5) ends where the other stood at SEEN[6], so the other needs SEEN[6] images to its SEEN[7]: ratio 0.5."""
+    slow = [_record(s, {"bow-predict": 0.5}) for s in range(2)]
+    per_seed = osu.efficiency_ratios(slow, SUITE, PAIR)
+    assert (per_seed["bound"] == "matched").all() and (per_seed["at"] == "faster final").all()
+    assert per_seed["ratio"].to_numpy() == pytest.approx(SEEN[6] / SEEN[7])
+    (row,) = osu.efficiency_summary(slow, SUITE, pairs=PAIR).to_dict("records")
+    assert row["status"] == "measured" and row["n_matched"] == 2 and row["ratio"] == pytest.approx(0.5)
+    assert "own final accuracy" in row["reason"]
+    lm = [0.1] * (len(SEEN) + 1) + [0.95]  # a longer budget ending above anything bow-predict reaches
+    records = [_with_longer(_record(s, {}, flat=("caption-lm",)), "caption-lm", lm) for s in range(2)]
+    per_seed = osu.efficiency_ratios(records, SUITE, [("bow-predict", "caption-lm-x4")])
+    fast_final = _curve(SEEN, 1.0)[-1]
+    t = (fast_final - 0.1) / (0.95 - 0.1)  # the crossing, log-linear between 2× and 4× the budget
+    assert per_seed["ratio"].to_numpy() == pytest.approx(2 * 2**t)
+    unrecorded = [_record(s, {"bow-predict": 0.5}) for s in range(2)]
+    for r in unrecorded:
+        del r["metrics"]["suites"]  # no chance level to judge the faster one's final accuracy against
+    assert (osu.efficiency_ratios(unrecorded, SUITE, PAIR)["bound"] == "none").all()
 
 
 def test_chance_comes_from_the_records_or_the_caller() -> None:
@@ -194,14 +217,12 @@ def test_a_longer_slow_budget_is_the_numerator_of_the_ratio() -> None:
 
 def test_a_faster_curve_that_never_reaches_a_longer_budget_bounds_the_ratio_above() -> None:
     lm = [0.1] * (len(SEEN) + 1) + [0.95]  # beyond anything bow-predict reaches in its shorter budget
-    records = [_with_longer(_record(s, {}, flat=("caption-lm",)), "caption-lm", lm) for s in range(2)]
-    pair = [("bow-predict", "caption-lm-x4")]
+    records = [_with_longer(_record(s, {}, flat=("caption-lm", "bow-predict")), "caption-lm", lm) for s in range(2)]
+    pair = [("bow-predict", "caption-lm-x4")]  # bow-predict at chance: no accuracy of its own to compare at
     per_seed = osu.efficiency_ratios(records, SUITE, pair)
     assert (per_seed["bound"] == "none").all() and (per_seed["ratio_below"] == 4).all()
     (row,) = osu.efficiency_summary(records, SUITE, pairs=pair).to_dict("records")
     assert row["status"] == "not reached" and row["result"] == "< 4×"
-    equal = osu.efficiency_summary([_record(0, {"caption-lm": 8.0})], SUITE, pairs=PAIR).iloc[0]
-    assert equal["status"] == "not reached" and equal["result"] == "< 1×"  # equal budgets: not faster at all
 
 
 def test_the_longer_note_says_where_the_longer_budget_ends() -> None:

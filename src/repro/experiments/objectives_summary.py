@@ -1,8 +1,9 @@
 """Reading the objectives experiment's results (paper §2.3, Figure 2): the sample efficiency of one objective over
-another as the paper measures it — the images the faster objective needs to reach the zero-shot accuracy the slower
-one reaches at the end of the budget, interpolated log-linearly between snapshots (`objectives.sample_efficiency`)
-— per seed, and its geometric mean over seeds with a 95% interval computed on the log ratio. A ratio is only
-defined where the slower objective rises above chance; elsewhere it is reported as untestable, with the reason."""
+another as the paper measures it — how many times more images the slower objective needs to reach the same zero-shot
+accuracy, at the highest accuracy both reach (the slower one's final accuracy, or the faster one's where that is
+lower), the crossing interpolated log-linearly between snapshots (`objectives.sample_efficiency`) — per seed, and
+its geometric mean over seeds with a 95% interval computed on the log ratio. A ratio is only defined where the
+slower objective rises above chance; elsewhere it is reported as untestable, with the reason."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from .objectives import PAIRS, PAPER_RATIOS, base_kind, sample_efficiency
 
 if TYPE_CHECKING:
     import pandas as pd
+
+MEASURED = ("exact", "matched")  # the bounds of `efficiency_ratios` that give a ratio
 
 
 def with_objectives(records: Sequence[dict], *kinds: str) -> list[dict]:
@@ -84,15 +87,26 @@ def images_to_leave_chance(records: Sequence[dict], kind: str, suite: str,
     return out
 
 
-def efficiency_ratios(records: Sequence[dict], suite: str,
-                      pairs: Sequence[tuple[str, str]] = PAIRS) -> pd.DataFrame:
-    """One row per (pair, seed holding both objectives): the slower objective's final accuracy, the images the
-    faster one needs to reach it, and ratio = the slower one's budget / those images. `reached`: the faster curve
-    reaches it; `bound`: "exact" (crossed between snapshots), "lower" (reached already at the first snapshot:
-    ratio ≥ `ratio_at_least`) or "none" (never reached: ratio < `ratio_below`, the slower budget over the faster
-    one — 1 for equal budgets, where the faster objective is simply not faster); ratio is NaN unless exact."""
+def efficiency_ratios(records: Sequence[dict], suite: str, pairs: Sequence[tuple[str, str]] = PAIRS,
+                      chance: float | None = None) -> pd.DataFrame:
+    """One row per (pair, seed holding both objectives): how many times more images the slower objective needs
+    than the faster one to reach the same zero-shot accuracy — Figure 2's measure — at the highest accuracy both
+    reach. Normally that is the slower one's final accuracy: ratio = the slower one's budget / the images the faster
+    one needs to reach it (`at` "slower final"). Where the faster curve never gets there but ends above chance (the
+    Wilson 95% interval of its final accuracy, when the results record the chance level and image count), the
+    target is the faster one's final accuracy: ratio = the images the slower one needs to reach it / the faster one's
+    budget (`at` "faster final", `bound` "matched"; below 1 where the "faster" objective is the slower). `bound`:
+    "exact" or "matched" (a ratio), "lower" (reached already at the first snapshot: ratio ≥ `ratio_at_least`) or
+    "none" (never reached, and no match at the faster one's final accuracy: ratio < `ratio_below`, the slower
+    budget over the faster one); ratio is NaN unless exact or matched."""
     import pandas as pd
 
+    from ..stats import wilson
+
+    try:
+        chance, n_items = _facts(records, suite, chance)
+    except ValueError:  # no chance level recorded or given: no matching at the faster one's accuracy
+        chance, n_items = math.nan, None
     rows = []
     for fast, slow in pairs:
         both = with_objectives(records, fast, slow)
@@ -101,17 +115,24 @@ def efficiency_ratios(records: Sequence[dict], suite: str,
         seen, fast_curve = curve(both, fast, suite)
         slow_seen, slow_curve = curve(both, slow, suite)
         for i, r in enumerate(both):
-            got = sample_efficiency(seen, list(fast_curve[i]), float(slow_curve[i, -1]), slow_seen[-1])
+            fast_final, slow_final = float(fast_curve[i, -1]), float(slow_curve[i, -1])
+            got = sample_efficiency(seen, list(fast_curve[i]), slow_final, slow_seen[-1])
             bound = "exact" if got["ratio"] is not None else "lower" if "ratio_at_least" in got else "none"
+            ratio, images, at = got["ratio"], got["images"], "slower final"
+            if bound == "none" and n_items and wilson(round(fast_final * n_items), n_items)[0] > chance:
+                back = sample_efficiency(slow_seen, list(slow_curve[i]), fast_final, seen[-1])
+                if back["ratio"] is not None:  # the slower one reaches the faster one's final accuracy
+                    bound, ratio, images, at = "matched", 1 / back["ratio"], seen[-1], "faster final"
             rows.append({"pair": f"{fast}>{slow}", "faster": fast, "slower": slow, "seed": r["seed"],
-                         "slower_final": float(slow_curve[i, -1]), "slower_budget": slow_seen[-1],
-                         "images": got["images"] if bound == "exact" else math.nan,
-                         "ratio": got["ratio"] if bound == "exact" else math.nan,
+                         "slower_final": slow_final, "faster_final": fast_final, "slower_budget": slow_seen[-1],
+                         "at": at, "images": images if bound in ("exact", "matched") else math.nan,
+                         "ratio": ratio if bound in ("exact", "matched") else math.nan,
                          "ratio_at_least": got.get("ratio_at_least", math.nan),
                          "ratio_below": got.get("ratio_below", math.nan),
                          "reached": bound != "none", "bound": bound})
-    return pd.DataFrame(rows, columns=["pair", "faster", "slower", "seed", "slower_final", "slower_budget", "images",
-                                       "ratio", "ratio_at_least", "ratio_below", "reached", "bound"])
+    return pd.DataFrame(rows, columns=["pair", "faster", "slower", "seed", "slower_final", "faster_final",
+                                       "slower_budget", "at", "images", "ratio", "ratio_at_least", "ratio_below",
+                                       "reached", "bound"])
 
 
 def _ratio_text(ratio: float, low: float, high: float) -> str:
@@ -122,34 +143,38 @@ def efficiency_summary(records: Sequence[dict], suite: str, chance: float | None
                        pairs: Sequence[tuple[str, str]] = PAIRS) -> pd.DataFrame:
     """One row per pair that some seed holds both objectives of (`with_objectives`; a longer budget of the slower
     objective keeps the paper's ratio of its kind): the paper's ratio (`PAPER_RATIOS`; NaN where it states none),
-    the seeds it is over (`n_seeds`), our geometric mean over the seeds with an exact ratio and its 95% interval
-    (the t interval of the mean log ratio, `difference_interval`, mapped back with exp), how many seeds gave an
-    exact ratio / only a lower bound / none, a `result` to print and a `status`: "measured" (exact in every seed),
+    the seeds it is over (`n_seeds`), our geometric mean over the seeds with a ratio (`efficiency_ratios`: exact or
+    matched at the faster one's final accuracy) and its 95% interval (the t interval of the mean log ratio,
+    `difference_interval`, mapped back with exp), how many seeds gave a ratio (`n_reached`, of which `n_matched`
+    matched) / only a lower bound / none, a `result` to print and a `status`: "measured" (a ratio in every seed),
     "partly measured" (the mean is over the exact seeds only), "lower bound", "not reached" (`result` "< r×": r is
     the slower budget over the faster one), or "untestable" where the slower objective does not end above chance
     (`above_chance`) — there is then no accuracy to match; `reason` says why."""
     import pandas as pd
 
-    per_seed = efficiency_ratios(records, suite, pairs)
+    per_seed = efficiency_ratios(records, suite, pairs, chance)
     rows = []
     for fast, slow in pairs:
         seeds = per_seed[per_seed["pair"] == f"{fast}>{slow}"]
         if seeds.empty:  # no seed holds both objectives
             continue
-        exact = seeds[seeds["bound"] == "exact"]
+        exact = seeds[seeds["bound"].isin(MEASURED)]
         logs = difference_interval(np.log(exact["ratio"].to_numpy(float)))
         mean, low, high = (math.exp(logs[k]) if math.isfinite(logs[k]) else math.nan for k in ("mean", "low", "high"))
         above, why = above_chance(with_objectives(records, fast, slow), slow, suite, chance)
-        counts = {b: int((seeds["bound"] == b).sum()) for b in ("exact", "lower", "none")}
+        counts = {b: int((seeds["bound"] == b).sum()) for b in ("exact", "matched", "lower", "none")}
+        counts["exact"] += counts.pop("matched")
+        matched = int((seeds["bound"] == "matched").sum())
+        at_own = f"; {matched} at {fast}'s own final accuracy, which {fast} ends below" if matched else ""
         if not above:
             status, reason, result, mean, low, high = "untestable", f"{why}: no accuracy to match", "untestable", \
                 math.nan, math.nan, math.nan
         elif counts["exact"] == len(seeds):
-            status, reason, result = "measured", "", _ratio_text(mean, low, high)
+            status, reason, result = "measured", at_own[2:], _ratio_text(mean, low, high)
         elif counts["exact"]:
             status = "partly measured"
             reason = (f"exact in {counts['exact']} of {len(seeds)} seeds; {counts['lower']} only a lower bound, "
-                      f"{counts['none']} never reached")
+                      f"{counts['none']} never reached{at_own}")
             result = f"{_ratio_text(mean, low, high)} ({counts['exact']} of {len(seeds)} seeds)"
         elif counts["lower"]:
             first = float(seeds["ratio_at_least"].min())
@@ -160,6 +185,7 @@ def efficiency_summary(records: Sequence[dict], suite: str, chance: float | None
         rows.append({"pair": f"{fast}>{slow}", "faster": fast, "slower": slow,
                      "paper": PAPER_RATIOS.get((fast, base_kind(slow)), math.nan), "ratio": mean, "low": low,
                      "high": high,
-                     "n_seeds": len(seeds), "n_reached": counts["exact"], "n_lower_bound": counts["lower"],
+                     "n_seeds": len(seeds), "n_reached": counts["exact"], "n_matched": matched,
+                     "n_lower_bound": counts["lower"],
                      "n_not_reached": counts["none"], "result": result, "status": status, "reason": reason})
     return pd.DataFrame(rows)

@@ -285,8 +285,8 @@ def standings(records: Sequence[dict], facts: dict | None = None) -> pd.DataFram
 
 
 def _seed_text(row: pd.Series) -> str:
-    if row["bound"] == "exact":
-        return f"{row['ratio']:.1f}×"
+    if row["bound"] in osu.MEASURED:
+        return f"{row['ratio']:.1f}×" + "†" * (row["bound"] == "matched")
     return f"≥ {row['ratio_at_least']:.0f}×" if row["bound"] == "lower" else f"< {row['ratio_below']:g}×"
 
 
@@ -299,7 +299,7 @@ def efficiency_table(records: Sequence[dict], facts: dict | None = None,
     pairs = osu.pairs_for(records) if pairs is None else pairs
     rows = []
     for suite in suites(records):
-        per_seed = osu.efficiency_ratios(records, suite, pairs)
+        per_seed = osu.efficiency_ratios(records, suite, pairs, info[suite]["chance"])
         for _, row in osu.efficiency_summary(records, suite, info[suite]["chance"], pairs).iterrows():
             seeds = per_seed[per_seed["pair"] == row["pair"]]
             rows.append({"suite": suite, "faster": short(row["faster"]), "than": short(row["slower"]),
@@ -345,7 +345,8 @@ def budget_note(records: Sequence[dict], facts: dict | None = None, fast: str = 
 def longer_note(records: Sequence[dict], facts: dict | None = None, fast: str = "bow-predict") -> str:
     """What each longer budget in the results shows on the first suite: where the objective ends against chance
     (`objectives_summary.above_chance`, over the seeds that hold it), from how many images on it stays above chance
-    (`objectives_summary.images_to_leave_chance`), and `fast`'s ratio over it (`efficiency_summary`). Empty where
+    (`objectives_summary.images_to_leave_chance`), and `fast`'s ratio over it at the highest accuracy both reach
+    (`efficiency_summary`). Empty where
     the results hold no longer budget."""
     suite = suites(records)[0]
     chance = suite_facts(records, facts)[suite]["chance"]
@@ -363,7 +364,7 @@ def longer_note(records: Sequence[dict], facts: dict | None = None, fast: str = 
             continue
         row = osu.efficiency_summary(held, suite, chance, [(fast, kind)]).iloc[0]
         stays = ", ".join(compact(n) if n is not None else "never" for n in left)
-        out.append(text + f"; it stays above chance from {stays} images on (per seed). {OBJECTIVES[fast].capitalize()}"
-                   f" reaches its final accuracy with {row['result']} fewer images ({row['status']}"
+        out.append(text + f"; it stays above chance from {stays} images on (per seed). It needs {row['result']} as "
+                   f"many images as {OBJECTIVES[fast]} to reach the same accuracy ({row['status']}"
                    f"{'; ' + row['reason'] if row['reason'] else ''}; the paper: {row['paper']:g}×).")
     return " ".join(out)
