@@ -243,3 +243,23 @@ def test_the_longer_note_says_where_the_longer_budget_ends() -> None:
     note = view.longer_note(learned)
     assert f"stays above chance from {view.compact(SEEN[6])}, {view.compact(SEEN[6])} images on" in note
     assert f"{4 * SEEN[-1] / SEEN[5]:.1f}× [" in note and "the paper: 3×" in note
+
+
+def test_monotone_curve_pools_a_dip_and_keeps_a_rising_curve() -> None:
+    rising = _curve(SEEN, 1.0)
+    assert objectives.monotone_curve(SEEN, rising) == pytest.approx(rising)
+    fit = objectives.monotone_curve([1, 2, 4, 8], [0.1, 0.4, 0.2, 0.5])
+    assert fit == pytest.approx([0.1, 0.3, 0.3, 0.5]) and fit == sorted(fit)
+
+
+def test_one_lucky_snapshot_does_not_decide_the_crossing() -> None:
+    """A slower curve with one early spike to the faster one's final accuracy: the raw first crossing would put the
+    match at that spike; the monotone fit pools it with the dip after it, so the match comes later."""
+    record = _record(0, {})
+    fast = [r[SUITE] for r in record["metrics"]["objectives"]["bow-predict"]["snapshots"]]
+    spiky = [0.1] * 3 + [fast[-1], 0.1, 0.1, 0.1, 0.9]
+    for row, a in zip(record["metrics"]["objectives"]["caption-lm"]["snapshots"], spiky, strict=True):
+        row[SUITE] = a
+    (row,) = osu.efficiency_ratios([record], SUITE, PAIR).to_dict("records")
+    # pooled, the spike no longer reaches it: the match lies after SEEN[6] (the raw curve: at SEEN[3], ratio 1/16)
+    assert row["bound"] == "matched" and SEEN[6] / SEEN[7] < row["ratio"] < 1

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..stats import accuracy_interval, difference_interval
-from .objectives import PAIRS, PAPER_RATIOS, base_kind, sample_efficiency
+from .objectives import PAIRS, PAPER_RATIOS, base_kind, monotone_curve, sample_efficiency
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -91,14 +91,15 @@ def efficiency_ratios(records: Sequence[dict], suite: str, pairs: Sequence[tuple
                       chance: float | None = None) -> pd.DataFrame:
     """One row per (pair, seed holding both objectives): how many times more images the slower objective needs
     than the faster one to reach the same zero-shot accuracy — Figure 2's measure — at the highest accuracy both
-    reach. Normally that is the slower one's final accuracy: ratio = the slower one's budget / the images the faster
-    one needs to reach it (`at` "slower final"). Where the faster curve never gets there but ends above chance (the
-    Wilson 95% interval of its final accuracy, when the results record the chance level and image count), the
-    target is the faster one's final accuracy: ratio = the images the slower one needs to reach it / the faster one's
-    budget (`at` "faster final", `bound` "matched"; below 1 where the "faster" objective is the slower). `bound`:
-    "exact" or "matched" (a ratio), "lower" (reached already at the first snapshot: ratio ≥ `ratio_at_least`) or
-    "none" (never reached, and no match at the faster one's final accuracy: ratio < `ratio_below`, the slower
-    budget over the faster one); ratio is NaN unless exact or matched."""
+    reach, read off each seed's curves made non-decreasing (`objectives.monotone_curve`; `slower_final` and
+    `faster_final` are those curves' ends). Normally that is the slower one's final accuracy: ratio = the slower
+    one's budget / the images the faster one needs to reach it (`at` "slower final"). Where the faster curve never
+    gets there but ends above chance (the Wilson 95% interval of its final accuracy, when the results record the
+    chance level and image count), the target is the faster one's final accuracy: ratio = the images the slower one
+    needs to reach it / the faster one's budget (`at` "faster final", `bound` "matched"; below 1 where the "faster"
+    objective is the slower). `bound`: "exact" or "matched" (a ratio), "lower" (reached already at the first
+    snapshot: ratio ≥ `ratio_at_least`) or "none" (never reached, and no match at the faster one's final accuracy:
+    ratio < `ratio_below`, the slower budget over the faster one); ratio is NaN unless exact or matched."""
     import pandas as pd
 
     from ..stats import wilson
@@ -115,12 +116,13 @@ def efficiency_ratios(records: Sequence[dict], suite: str, pairs: Sequence[tuple
         seen, fast_curve = curve(both, fast, suite)
         slow_seen, slow_curve = curve(both, slow, suite)
         for i, r in enumerate(both):
-            fast_final, slow_final = float(fast_curve[i, -1]), float(slow_curve[i, -1])
-            got = sample_efficiency(seen, list(fast_curve[i]), slow_final, slow_seen[-1])
+            fast_fit, slow_fit = monotone_curve(seen, fast_curve[i]), monotone_curve(slow_seen, slow_curve[i])
+            fast_final, slow_final = fast_fit[-1], slow_fit[-1]
+            got = sample_efficiency(seen, fast_fit, slow_final, slow_seen[-1])
             bound = "exact" if got["ratio"] is not None else "lower" if "ratio_at_least" in got else "none"
             ratio, images, at = got["ratio"], got["images"], "slower final"
             if bound == "none" and n_items and wilson(round(fast_final * n_items), n_items)[0] > chance:
-                back = sample_efficiency(slow_seen, list(slow_curve[i]), fast_final, seen[-1])
+                back = sample_efficiency(slow_seen, slow_fit, fast_final, seen[-1])
                 if back["ratio"] is not None:  # the slower one reaches the faster one's final accuracy
                     bound, ratio, images, at = "matched", 1 / back["ratio"], seen[-1], "faster final"
             rows.append({"pair": f"{fast}>{slow}", "faster": fast, "slower": slow, "seed": r["seed"],
