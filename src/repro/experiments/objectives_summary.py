@@ -127,8 +127,8 @@ def efficiency_ratios(records: Sequence[dict], suite: str, pairs: Sequence[tuple
                     bound, ratio, images, at = "matched", 1 / back["ratio"], seen[-1], "faster final"
             rows.append({"pair": f"{fast}>{slow}", "faster": fast, "slower": slow, "seed": r["seed"],
                          "slower_final": slow_final, "faster_final": fast_final, "slower_budget": slow_seen[-1],
-                         "at": at, "images": images if bound in ("exact", "matched") else math.nan,
-                         "ratio": ratio if bound in ("exact", "matched") else math.nan,
+                         "at": at, "images": images if bound in MEASURED else math.nan,
+                         "ratio": ratio if bound in MEASURED else math.nan,
                          "ratio_at_least": got.get("ratio_at_least", math.nan),
                          "ratio_below": got.get("ratio_below", math.nan),
                          "reached": bound != "none", "bound": bound})
@@ -165,9 +165,9 @@ def efficiency_summary(records: Sequence[dict], suite: str, chance: float | None
         mean, low, high = (math.exp(logs[k]) if math.isfinite(logs[k]) else math.nan for k in ("mean", "low", "high"))
         above, why = above_chance(with_objectives(records, fast, slow), slow, suite, chance)
         counts = {b: int((seeds["bound"] == b).sum()) for b in ("exact", "matched", "lower", "none")}
-        counts["exact"] += counts.pop("matched")
-        matched = int((seeds["bound"] == "matched").sum())
-        at_own = f"; {matched} at {fast}'s own final accuracy, which {fast} ends below" if matched else ""
+        matched = counts.pop("matched")
+        counts["exact"] += matched
+        at_own = f"; {matched} at {fast}'s own final accuracy, below {slow}'s" if matched else ""
         if not above:
             status, reason, result, mean, low, high = "untestable", f"{why}: no accuracy to match", "untestable", \
                 math.nan, math.nan, math.nan
