@@ -236,7 +236,12 @@ def test_the_longer_note_says_where_the_longer_budget_ends() -> None:
     assert view.label("caption-lm-x4").endswith(", 4× budget") and view.short("caption-lm-x4").endswith("(4× budget)")
     note = view.longer_note(flat)
     assert note.startswith(f"Given 4× the budget ({view.compact(4 * SEEN[-1])} images; seeds 0, 1)")
-    assert "still at chance" in note
+    assert "still at chance in every seed" in note
+    ends = (0.1, 0.3)
+    one = [_with_longer(r, "caption-lm", [0.1] * (len(SEEN) + 1) + [a]) for r, a in zip(records, ends, strict=True)]
+    note = view.longer_note(one)  # one seed ends above chance on its own images, the two together do not
+    assert f"1 of 2 seeds end above it on their own images (staying above from never, {view.compact(4 * SEEN[-1])}" \
+        in note and "untestable" in note
     fast = _curve(SEEN, 1.0)
     learned = [_with_longer(_record(s, {}, flat=("caption-lm",)), "caption-lm", [0.1] * 6 + [0.5] * 3 + [fast[5]])
                for s in range(2)]

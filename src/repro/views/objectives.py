@@ -359,8 +359,13 @@ def longer_note(records: Sequence[dict], facts: dict | None = None, fast: str = 
         text = (f"Given {factor(kind)}× the budget ({compact(budget)} images; seed{'s' * (len(seeds) > 1)} "
                 f"{', '.join(map(str, seeds))}) on `{suite}`, {why.replace(kind, 'the ' + SHORT[base_kind(kind)])}")
         if not above:
-            out.append(text + f": still at chance, so the paper's ratio over the {SHORT[base_kind(kind)]} stays "
-                       "untestable at this budget too.")
+            own = [n for n in left if n is not None]
+            where = (f": over seeds not distinguishable from chance, although {len(own)} of {len(left)} seeds end "
+                     f"above it on their own images (staying above from "
+                     f"{', '.join(compact(n) if n is not None else 'never' for n in left)} images on, per seed)"
+                     if own else ": still at chance in every seed")
+            out.append(text + where + f", so the paper's ratio over the {SHORT[base_kind(kind)]} stays untestable "
+                       f"on this suite at this budget too (the per-seed ratios are in the table above).")
             continue
         row = osu.efficiency_summary(held, suite, chance, [(fast, kind)]).iloc[0]
         stays = ", ".join(compact(n) if n is not None else "never" for n in left)
