@@ -67,43 +67,47 @@ def test_a_chapter_defines_no_helpers(chapter) -> None:
     assert not defined, f"{chapter.name} defines {defined}: move them into the package (repro.views)"
 
 
-def code_fraction(path) -> float:
-    """The share of a chapter's lines that are inside code cells (their metadata included; blank lines elsewhere
-    count as prose)."""
-    code = total = 0
-    inside = False
+def line_kinds(path) -> list[str]:
+    """Each line of a chapter as "prose" (outside code cells, fences included), "option" (a cell's `:tags:` lines
+    and the `---` block of a figure's caption) or "code" (the rest inside a cell, blank lines included)."""
+    kinds, inside, options, first = [], False, False, False
     for line in path.read_text(encoding="utf-8").splitlines():
-        total += 1
         if line.startswith("```{code-cell}"):
-            inside = True
-        elif inside and line.startswith("```"):
-            inside = False
-        elif inside:
-            code += 1
-    return code / max(total, 1)
-
-
-def code_fraction_nonblank(path) -> float:
-    """The share of a chapter's non-blank lines that are code inside code cells, not counting the cells' options
-    (`:tags:` lines and the `---` block of a figure's caption), so that blank lines cannot dilute the code."""
-    code = total = 0
-    inside = options = False
-    for line in path.read_text(encoding="utf-8").splitlines():
-        total += bool(line.strip())
-        if line.startswith("```{code-cell}"):
+            kinds.append("prose")
             inside, options, first = True, False, True
             continue
         if inside and line.startswith("```"):
             inside = False
-        elif inside:
-            if first and line.strip() == "---":
-                options = True
-            elif options:
-                options = line.strip() != "---"
-            elif line.strip() and not re.match(r"^:[\w-]+:", line):
-                code += 1
-            first = False
-    return code / max(total, 1)
+            kinds.append("prose")
+            continue
+        if not inside:
+            kinds.append("prose")
+            continue
+        if first and line.strip() == "---":
+            options = True
+            kinds.append("option")
+        elif options:
+            options = line.strip() != "---"
+            kinds.append("option")
+        else:
+            kinds.append("option" if re.match(r"^:[\w-]+:", line) else "code")
+        first = False
+    return kinds
+
+
+def code_fraction(path) -> float:
+    """The share of a chapter's lines that are inside code cells (their options included; blank lines elsewhere
+    count as prose)."""
+    kinds = line_kinds(path)
+    return sum(k != "prose" for k in kinds) / max(len(kinds), 1)
+
+
+def code_fraction_nonblank(path) -> float:
+    """The share of a chapter's non-blank lines that are code inside code cells, not counting the cells' options,
+    so that blank lines cannot dilute the code."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    kinds = [k for k, line in zip(line_kinds(path), lines, strict=True) if line.strip()]
+    return sum(k == "code" for k in kinds) / max(len(kinds), 1)
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)

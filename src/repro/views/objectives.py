@@ -346,8 +346,7 @@ def longer_note(records: Sequence[dict], facts: dict | None = None, fast: str = 
     """What each longer budget in the results shows on the first suite: where the objective ends against chance
     (`objectives_summary.above_chance`, over the seeds that hold it), from how many images on it stays above chance
     (`objectives_summary.images_to_leave_chance`), and `fast`'s ratio over it at the highest accuracy both reach
-    (`efficiency_summary`). Empty where
-    the results hold no longer budget."""
+    (`efficiency_summary`). Empty where the results hold no longer budget."""
     suite = suites(records)[0]
     chance = suite_facts(records, facts)[suite]["chance"]
     out = []
@@ -358,17 +357,16 @@ def longer_note(records: Sequence[dict], facts: dict | None = None, fast: str = 
         left = osu.images_to_leave_chance(held, kind, suite, chance)
         text = (f"Given {factor(kind)}× the budget ({compact(budget)} images; seed{'s' * (len(seeds) > 1)} "
                 f"{', '.join(map(str, seeds))}) on `{suite}`, {why.replace(kind, 'the ' + SHORT[base_kind(kind)])}")
+        stays = ", ".join(compact(n) if n is not None else "never" for n in left)
         if not above:
             own = [n for n in left if n is not None]
             where = (f": over seeds not distinguishable from chance, although {len(own)} of {len(left)} seeds end "
-                     f"above it on their own images (staying above from "
-                     f"{', '.join(compact(n) if n is not None else 'never' for n in left)} images on, per seed)"
+                     f"above it on their own images (staying above from {stays} images on, per seed)"
                      if own else ": still at chance in every seed")
             out.append(text + where + f", so the paper's ratio over the {SHORT[base_kind(kind)]} stays untestable "
                        f"on this suite at this budget too (the per-seed ratios are in the table above).")
             continue
         row = osu.efficiency_summary(held, suite, chance, [(fast, kind)]).iloc[0]
-        stays = ", ".join(compact(n) if n is not None else "never" for n in left)
         out.append(text + f"; it stays above chance from {stays} images on (per seed). It needs {row['result']} as "
                    f"many images as {OBJECTIVES[fast]} to reach the same accuracy ({row['status']}"
                    f"{'; ' + row['reason'] if row['reason'] else ''}; the paper: {row['paper']:g}×).")
