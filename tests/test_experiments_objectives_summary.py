@@ -68,6 +68,8 @@ def test_a_curve_shifted_by_four_times_in_images_gives_ratio_four() -> None:
     assert row["pair"] == "bow-predict>caption-lm" and row["paper"] == 3.0 and row["status"] == "measured"
     assert row["ratio"] == pytest.approx(4.0) and row["low"] == pytest.approx(4.0) and row["high"] == pytest.approx(4.0)
     assert row["n_seeds"] == 3 and row["n_reached"] == 3 and row["result"].startswith("4.0×")
+    given = osu.efficiency_summary(records, SUITE, pairs=PAIR, per_seed=per_seed).to_dict("records")
+    assert given == [row]  # the caller's per-seed table gives the summary it computes itself
 
 
 def test_a_shift_between_snapshots_is_interpolated_in_log_images() -> None:

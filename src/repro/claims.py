@@ -190,8 +190,8 @@ def objectives_order(objs) -> list[Claim]:
     facts = objs.suite_facts()
     chance = 1 / facts[suite]["n_classes"] if suite in facts else None
     pairs = pairs_for(objs.records)
-    summary = efficiency_summary(objs.records, suite, chance, pairs).set_index("pair")
     per_seed = efficiency_ratios(objs.records, suite, pairs, chance)
+    summary = efficiency_summary(objs.records, suite, chance, pairs, per_seed).set_index("pair")
     lm = [s for f, s in pairs if f == "bow-predict" and base_kind(s) == "caption-lm"][-1]  # its longest budget
     out = []
     for pair, paper in ((f"bow-predict>{lm}", 3.0), ("bow-contrastive>bow-predict", 4.0)):

@@ -142,7 +142,7 @@ def _ratio_text(ratio: float, low: float, high: float) -> str:
 
 
 def efficiency_summary(records: Sequence[dict], suite: str, chance: float | None = None,
-                       pairs: Sequence[tuple[str, str]] = PAIRS) -> pd.DataFrame:
+                       pairs: Sequence[tuple[str, str]] = PAIRS, per_seed: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per pair that some seed holds both objectives of (`with_objectives`; a longer budget of the slower
     objective keeps the paper's ratio of its kind): the paper's ratio (`PAPER_RATIOS`; NaN where it states none),
     the seeds it is over (`n_seeds`), our geometric mean over the seeds with a ratio (`efficiency_ratios`: exact or
@@ -151,10 +151,11 @@ def efficiency_summary(records: Sequence[dict], suite: str, chance: float | None
     matched) / only a lower bound / none, a `result` to print and a `status`: "measured" (a ratio in every seed),
     "partly measured" (the mean is over the exact seeds only), "lower bound", "not reached" (`result` "< r×": r is
     the slower budget over the faster one), or "untestable" where the slower objective does not end above chance
-    (`above_chance`) — there is then no accuracy to match; `reason` says why."""
+    (`above_chance`) — there is then no accuracy to match; `reason` says why. `per_seed`: the caller's
+    `efficiency_ratios(records, suite, pairs, chance)`, computed here when not given."""
     import pandas as pd
 
-    per_seed = efficiency_ratios(records, suite, pairs, chance)
+    per_seed = efficiency_ratios(records, suite, pairs, chance) if per_seed is None else per_seed
     rows = []
     for fast, slow in pairs:
         seeds = per_seed[per_seed["pair"] == f"{fast}>{slow}"]

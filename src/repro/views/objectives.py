@@ -300,7 +300,7 @@ def efficiency_table(records: Sequence[dict], facts: dict | None = None,
     rows = []
     for suite in suites(records):
         per_seed = osu.efficiency_ratios(records, suite, pairs, info[suite]["chance"])
-        for _, row in osu.efficiency_summary(records, suite, info[suite]["chance"], pairs).iterrows():
+        for _, row in osu.efficiency_summary(records, suite, info[suite]["chance"], pairs, per_seed).iterrows():
             seeds = per_seed[per_seed["pair"] == row["pair"]]
             rows.append({"suite": suite, "faster": short(row["faster"]), "than": short(row["slower"]),
                          "paper": f"{row['paper']:g}×" if math.isfinite(row["paper"]) else "—",
