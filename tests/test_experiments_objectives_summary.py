@@ -270,3 +270,19 @@ def test_one_lucky_snapshot_does_not_decide_the_crossing() -> None:
     (row,) = osu.efficiency_ratios([record], SUITE, PAIR).to_dict("records")
     # pooled, the spike no longer reaches it: the match lies after SEEN[6] (the raw curve: at SEEN[3], ratio 1/16)
     assert row["bound"] == "matched" and SEEN[6] / SEEN[7] < row["ratio"] < 1
+
+
+def test_precisions_are_each_objectives_and_must_agree_across_seeds() -> None:
+    records = [_record(s, {}) for s in range(3)]
+    for r in records:
+        r["config"]["train"] = {"precision": "auto"}
+        for kind, m in r["metrics"]["objectives"].items():
+            m["final_loss"] = {"loss": 1.0, "precision": "bf16" if kind == "clip" else "fp32"}
+    assert osu.precisions(records) == {k: "bf16" if k == "clip" else "fp32" for k in objectives.OBJECTIVES}
+    del records[0]["metrics"]["objectives"]["bow-predict"]["final_loss"]["precision"]  # a log row without it
+    with pytest.raises(ValueError, match=r"'bow-predict' trained in different precisions across seeds: \{0: 'auto'"):
+        osu.precisions(records)
+    records[0]["metrics"]["objectives"]["bow-predict"]["final_loss"]["precision"] = "fp32"
+    records[2]["metrics"]["objectives"]["clip"]["final_loss"]["precision"] = "fp32"
+    with pytest.raises(ValueError, match=r"'clip' .* seeds: \{0: 'bf16', 1: 'bf16', 2: 'fp32'\}"):
+        osu.precisions(records)

@@ -176,6 +176,8 @@ def test_setup_table_reads_the_recipe(both) -> None:
     assert table.loc["seeds", "setting"].startswith(f"{len(records)}:")
     spaced = "log-spaced" if records[0]["config"].get("spacing") == "log2" else "evenly spaced"
     assert spaced in table.loc["snapshots", "setting"]
+    for kind, used in osu.precisions(records).items():
+        assert f"{view.short(kind)} {used}" in table.loc["precision", "setting"]
     assert view.compact(12_800) == "12.8k" and view.compact(1_310_720) == "1.31M" and view.compact(96) == "96"
     assert not math.isnan(float(view.suite_facts(records, facts)[view.suites(records)[0]]["n_classes"]))
 

@@ -35,6 +35,21 @@ def pairs_for(records: Sequence[dict], pairs: Sequence[tuple[str, str]] = PAIRS)
     return [*pairs, *((f, k) for f, s in pairs for k in longer if base_kind(k) == s and f in found)]
 
 
+def precisions(records: Sequence[dict]) -> dict[str, str]:
+    """The precision each objective trained in (its last log row's; `precision="auto"` chooses per run, and the
+    choice is cached so that every seed repeats it), which must be the same in every seed that holds it: otherwise a
+    one-line error naming the objective and each seed's precision, since such seeds are not averaged."""
+    used: dict[str, dict[int, str]] = {}
+    for r in records:
+        configured = r["config"].get("train", {}).get("precision", "not recorded")
+        for kind, metrics in r["metrics"]["objectives"].items():
+            used.setdefault(kind, {})[r["seed"]] = (metrics.get("final_loss") or {}).get("precision", configured)
+    for kind, seeds in used.items():
+        if len(set(seeds.values())) > 1:
+            raise ValueError(f"objective {kind!r} trained in different precisions across seeds: {seeds}")
+    return {kind: next(iter(seeds.values())) for kind, seeds in used.items()}
+
+
 def curve(records: Sequence[dict], kind: str, suite: str) -> tuple[list[int], np.ndarray]:
     """Images seen at each snapshot and zero-shot top-1 of objective `kind` on `suite`, one row per seed."""
     missing = [r["seed"] for r in records if kind not in r["metrics"]["objectives"]]

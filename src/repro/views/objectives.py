@@ -152,6 +152,9 @@ def setup_table(records: Sequence[dict], facts: dict | None = None) -> pd.DataFr
          + f"; template {', '.join(repr(t) for t in config['templates'])}"),
         ("seeds", f"{len(records)}: seed k initialises every model and orders the data identically for the four "
                   "objectives"),
+        ("precision", "chosen per objective between fp32 and bf16 autocast by timing both (`precision=\"auto\"`), "
+                      "the same in every seed: "
+                      + ", ".join(f"{short(k)} {p}" for k, p in osu.precisions(records).items())),
     ]
     for kind, seeds in longer_runs(records).items():
         steps = train["steps"] * factor(kind)
