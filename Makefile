@@ -45,7 +45,8 @@ check-book:
 data: $(VENV)/.book-installed
 	$(BIN)/repro data build --corpus large --summary-dir results/data/large
 
-## reproduce: re-run every experiment at PROFILE (cpu: ~3 hours on 2 cores; gpu: one H200), overwriting
+## reproduce: re-run every experiment at PROFILE (cpu: ~15 hours on 2 cores, the result files' wall times, ~10 of
+## them the objectives sweep; gpu: one H200), overwriting
 ## results/NAME/PROFILE/ and retraining everything cached under runs/*/PROFILE/, then rebuild the book from those
 ## results (PROFILE=smoke runs in seconds, for a check)
 PROFILE ?= cpu
