@@ -117,3 +117,16 @@ def test_rerun_table_compares_with_another_seed(tmp_path: Path) -> None:
     assert table.loc[0, "largest top1 change"] == 10.0 and table.loc[0, "mean top1 change"] == 10.0
     assert table.loc[0, "mean top1 change to another seed"] == 30.0
     assert (table.loc[0, "a/top1, original"], table.loc[0, "a/top1, re-run"]) == (50.0, 40.0)
+    assert (table.loc[0, "original on"], table.loc[0, "re-run on"]) == ("AMD EPYC", "AMD EPYC")
+
+
+def test_rerun_table_names_each_runs_precision(tmp_path: Path) -> None:
+    import json
+
+    files = {"seed0.json": _record(0, a={"top1": 0.5}, train={"precision": "fp32"}),
+             "bf16/seed0.json": _record(0, a={"top1": 0.4}, train={"precision": "bf16"})}
+    (tmp_path / "bf16").mkdir()
+    for name, record in files.items():
+        (tmp_path / name).write_text(json.dumps(record))
+    table = view.rerun_table(tmp_path, "bf16", (0,), headline="a/top1")
+    assert (table.loc[0, "original on"], table.loc[0, "re-run on"]) == ("AMD EPYC, fp32", "AMD EPYC, bf16")

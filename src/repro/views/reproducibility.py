@@ -60,6 +60,13 @@ def _pair(folder: Path, seed: int, reruns: str) -> tuple[dict, dict] | None:
     return tuple(json.loads(f.read_text()) for f in files) if all(f.is_file() for f in files) else None
 
 
+def run_on(record: Mapping) -> str:
+    """Where a result was trained: its processor, and the precision its training recorded (`metrics.train`), if any
+    — a re-run's two axes of change."""
+    precision = record["metrics"].get("train", {}).get("precision")
+    return record["hardware"].get("cpu", "?") + (f", {precision}" if precision else "")
+
+
 def _checked(a: Mapping, b: Mapping) -> dict:
     return rerun_check(a, b) | {"hardware": (a["hardware"].get("cpu", "?"), b["hardware"].get("cpu", "?"))}
 
@@ -98,7 +105,7 @@ def rerun_table(folder: Path, reruns: str, seeds: Sequence[int], headline: str =
         (a, b), check = pair, _checked(*pair)
         other = json.loads((Path(folder) / f"seed{seeds[(k + 1) % len(seeds)]}.json").read_text())
         big = largest_move(check, part)
-        rows.append({"seed": seed, "original on": check["hardware"][0], "re-run on": check["hardware"][1],
+        rows.append({"seed": seed, "original on": run_on(a), "re-run on": run_on(b),
                      "numbers identical": f"{check['identical']} of {check['shared']}",
                      f"largest {part} change": round(100 * big[0], 1) if big else 0.0,
                      f"mean {part} change": round(100 * mean_change(a, b, part), 2),
