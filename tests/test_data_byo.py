@@ -122,7 +122,7 @@ def test_imagefolder_non_utf8_and_skip_report(tmp_path: Path, caplog: pytest.Log
     with pytest.raises(byo.ByoError, match=re.escape(f"{meta}:2: line is not valid UTF-8 (invalid continuation byte "
                                                      "at byte 35)")):
         byo.load_imagefolder(folder)
-    with caplog.at_level(logging.WARNING, logger="repro.data.byo"):
+    with caplog.at_level(logging.WARNING, logger="repro.data.byo_rows"):
         ds = byo.load_imagefolder(folder, skip_bad=True)
     assert ds["captions"] == [["fine"], ["also fine"]]
     report = byo.BadRows.of(ds)

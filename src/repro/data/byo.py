@@ -8,7 +8,8 @@ and attribution from optional "licence"/"license" and "attribution" fields, sha2
 
 Bad input is never skipped silently. By default the first bad row raises `ByoError` naming the file and the line
 (tar shards: the sample key) and what is wrong. With `skip_bad=True` bad rows are left out, logged as a warning and
-recorded in the dataset's `info.description`; `BadRows.of(dataset)` gives them back as a list of `BadRow`s.
+recorded in the dataset's `info.description`; `BadRows.of(dataset)` gives them back as a list of `BadRow`s. The
+checks and the Dataset the rows become are shared by every loader (`repro.data.byo_rows`).
 """
 
 from __future__ import annotations
@@ -16,213 +17,35 @@ from __future__ import annotations
 import csv
 import glob
 import io
-import json
-import logging
 import re
 import tarfile
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PIL import Image, ImageOps, UnidentifiedImageError
-
-from repro.data.render import WHITE, dhash, pixel_sha256
+from repro.data.byo_rows import (
+    CAPTION_FIELDS,
+    BadRow,
+    BadRows,
+    ByoError,
+    Collector,
+    RowFault,
+    Sample,
+    build_dataset,
+    caption_list,
+    json_object,
+    read_lines,
+    utf8_text,
+)
 
 if TYPE_CHECKING:
     from datasets import Dataset
 
-log = logging.getLogger(__name__)
+__all__ = ["BadRow", "BadRows", "ByoError", "guess_columns", "load_captioned", "load_csv", "load_hub",
+           "load_imagefolder", "load_webdataset"]
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
-CAPTION_FIELDS = ("captions", "caption", "text")  # looked for in this order
-LICENCE_FIELDS = ("licence", "license")
-_REPORT_TAG = "bad_rows_json: "
-_CHUNK = 1000  # rows encoded per Arrow chunk
 _TAR = re.compile(r"\.(tar|tar\.gz|tgz)$")
-
-
-class ByoError(ValueError):
-    """Bad bring-your-own input; the message starts with "<file>:<line>: " (or "<file>: " for whole-file faults)."""
-
-
-@dataclass(frozen=True)
-class BadRow:
-    """One skipped row: the file, its 1-based line (a sample key for tar shards, None for a whole file), why."""
-
-    file: str
-    row: int | str | None
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.file}: {self.reason}" if self.row is None else f"{self.file}:{self.row}: {self.reason}"
-
-
-class BadRows(list[BadRow]):
-    """The rows a `skip_bad=True` load left out."""
-
-    def summary(self, limit: int = 20) -> str:
-        more = [f"  … and {len(self) - limit} more"] if len(self) > limit else []
-        return "\n".join([f"{len(self)} bad rows skipped", *(f"  {b}" for b in self[:limit]), *more])
-
-    @classmethod
-    def of(cls, dataset: Dataset) -> BadRows:
-        """The bad rows recorded in a loaded dataset's `info.description` (empty if none were skipped)."""
-        for line in (dataset.info.description or "").splitlines():
-            if line.startswith(_REPORT_TAG):
-                return cls(BadRow(**b) for b in json.loads(line[len(_REPORT_TAG):]))
-        return cls()
-
-
-class _Bad(Exception):
-    """A row-level fault; the loader adds the file and line."""
-
-
-class _Collector(BadRows):
-    def __init__(self, skip_bad: bool) -> None:
-        super().__init__()
-        self.skip_bad = skip_bad
-
-    def __call__(self, file: str | Path, row: int | str | None, reason: str) -> None:
-        bad = BadRow(str(file), row, reason)
-        if not self.skip_bad:
-            raise ByoError(str(bad))
-        self.append(bad)
-
-
-@dataclass
-class _Sample:
-    image: bytes | Path  # the image file's bytes, or its path (read when the rows are built)
-    image_name: str
-    source: str
-    rows: list[tuple[str, int | str]] = field(default_factory=list)
-    captions: list[str] = field(default_factory=list)
-    licence: str = ""
-    attribution: str = ""
-
-    def add(self, file: str, row: int | str, captions: list[str], record: dict) -> _Sample:
-        self.rows.append((file, row))
-        self.captions.extend(captions)
-        if not (self.licence or self.attribution):
-            self.licence = next((str(record[k]) for k in LICENCE_FIELDS if record.get(k)), "")
-            self.attribution = str(record.get("attribution") or "")
-        return self
-
-
-def _text(data: bytes, what: str) -> str:
-    try:
-        return data.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as e:
-        raise _Bad(f"{what} is not valid UTF-8 ({e.reason} at byte {e.start})") from e
-
-
-def _json_object(text: str, what: str = "") -> dict:
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise _Bad(f"invalid JSON{what}: {e.msg} (column {e.colno})") from e
-    if not isinstance(record, dict):
-        raise _Bad(f"expected a JSON object{what}, got {type(record).__name__}")
-    return record
-
-
-def _captions(record: dict, column: str | None) -> list[str]:
-    """The non-empty, stripped captions in `column`, else in the first of CAPTION_FIELDS present (str or list)."""
-    wanted = [column] if column else list(CAPTION_FIELDS)
-    name = next((n for n in wanted if record.get(n) is not None), None)
-    if name is None:
-        raise _Bad(f"missing caption (no {' or '.join(map(repr, wanted))} field; fields present: "
-                   f"{', '.join(map(str, record)) or 'none'})")
-    items = record[name] if isinstance(record[name], list) else [record[name]]
-    if not all(isinstance(item, str) for item in items):
-        raise _Bad(f"caption field {name!r} holds {type(next(i for i in items if not isinstance(i, str))).__name__}"
-                   ", not text")
-    if not items or not all(item.strip() for item in items):
-        raise _Bad(f"empty caption in {name!r}")
-    return [item.strip() for item in items]
-
-
-def _image(data: bytes, name: str) -> tuple[Image.Image, bytes]:
-    """The RGB picture (alpha composited on white, EXIF orientation applied) and the bytes to store: the file's own
-    when they decode to exactly that picture, else a lossless PNG of it."""
-    try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-    except Exception as e:  # noqa: BLE001 - decoders raise many types (OSError, SyntaxError, struct.error…)
-        why = "not a known image format" if isinstance(e, UnidentifiedImageError) else f"{type(e).__name__}: {e}"
-        raise _Bad(f"cannot decode image {name}: {why}") from e
-    keep = image.mode == "RGB" and "transparency" not in image.info and image.format in ("JPEG", "PNG", "WEBP")
-    if image.getexif().get(0x0112, 1) not in (None, 1):  # EXIF orientation (phone photos)
-        image, keep = ImageOps.exif_transpose(image), False
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
-        canvas = Image.new("RGBA", image.size, WHITE + (255,))
-        canvas.alpha_composite(image.convert("RGBA"))
-        rgb = canvas.convert("RGB")
-    else:
-        rgb = image.convert("RGB")
-    if keep:
-        return rgb, data
-    buffer = io.BytesIO()
-    rgb.save(buffer, format="PNG", compress_level=1)
-    return rgb, buffer.getvalue()
-
-
-def _build(samples: Iterable[_Sample], bad: _Collector, what: str, origin: str, style: str) -> Dataset:
-    """Decode every sample's image, report bad ones, and write the rows as a Dataset of `features()`."""
-    from datasets import Dataset, DatasetInfo, concatenate_datasets
-
-    from repro.data.schema import features
-
-    schema, chunks, rows, count = features(), [], [], 0
-    for sample in samples:
-        if not sample.captions:
-            continue  # every caption row was bad and is already reported
-        try:
-            data = sample.image
-            if isinstance(data, Path):
-                if not data.is_file():
-                    shown = "" if Path(sample.image_name) == data else f" ({data})"
-                    raise _Bad(f"image file not found: {sample.image_name}{shown}")
-                data = data.read_bytes()
-            rgb, stored = _image(data, sample.image_name)
-        except _Bad as e:
-            for file, row in sample.rows:
-                bad(file, row, str(e))
-            continue
-        rows.append({
-            "image": {"bytes": stored, "path": sample.image_name}, "captions": sample.captions,
-            "concept_id": f"byo:{count}", "name": sample.captions[0], "style": style, "source": sample.source,
-            "licence": sample.licence, "attribution": sample.attribution, "category": "", "subcategory": "",
-            "sha256": pixel_sha256(rgb), "dhash": dhash(rgb),
-        })
-        count += 1
-        if len(rows) == _CHUNK:
-            chunks.append(Dataset.from_list(rows, features=schema))
-            rows = []
-    if rows:
-        chunks.append(Dataset.from_list(rows, features=schema))
-    report = BadRows(sorted(bad, key=lambda b: (b.file, b.row if isinstance(b.row, int) else -1)))
-    if report:
-        log.warning("%s %s: %s", what, origin, report.summary())
-    if not count:
-        raise ByoError(f"{origin}: no usable rows" + (f"; {report.summary()}" if report else ""))
-    description = f"bring-your-own {what} from {origin}: {count} images; {len(report)} bad rows skipped"
-    if report:
-        description += "\n" + "\n".join(map(str, report)) + f"\n{_REPORT_TAG}{json.dumps([asdict(b) for b in report])}"
-    return concatenate_datasets(chunks, info=DatasetInfo(description=description, features=schema))
-
-
-def _read_lines(path: Path, bad: _Collector) -> list[tuple[int, str]]:
-    """(line number, text) of each line of `path`, each decoded strictly; undecodable lines are reported."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    out = []
-    for number, raw in enumerate(path.read_bytes().split(b"\n"), 1):
-        try:
-            out.append((number, _text(raw, "line")))
-        except _Bad as e:
-            bad(path, number, str(e))
-    return out
 
 
 def load_imagefolder(folder: str | Path, caption_column: str | None = None, style: str = "byo",
@@ -238,22 +61,22 @@ def load_imagefolder(folder: str | Path, caption_column: str | None = None, styl
             return load_csv(folder / "metadata.csv", image_column="file_name", caption_column=caption_column or "text",
                             style=style, skip_bad=skip_bad)
         raise FileNotFoundError(f"{folder}: no metadata.jsonl (or metadata.csv) with file_name and caption fields")
-    bad, groups = _Collector(skip_bad), {}
-    for number, line in _read_lines(meta, bad):
+    bad, groups = Collector(skip_bad), {}
+    for number, line in read_lines(meta, bad):
         if not line.strip():
             continue
         try:
-            record = _json_object(line)
+            record = json_object(line)
             name = record.get("file_name")
             if not isinstance(name, str) or not name:
-                raise _Bad(f"no 'file_name' field; fields present: {', '.join(record) or 'none'}")
-            captions = _captions(record, caption_column)
-        except _Bad as e:
+                raise RowFault(f"no 'file_name' field; fields present: {', '.join(record) or 'none'}")
+            captions = caption_list(record, caption_column)
+        except RowFault as e:
             bad(meta, number, str(e))
             continue
         image = (folder / name).resolve()
-        groups.setdefault(image, _Sample(image, name, str(folder))).add(str(meta), number, captions, record)
-    return _build(groups.values(), bad, "image folder", str(folder), style)
+        groups.setdefault(image, Sample(image, name, str(folder))).add(str(meta), number, captions, record)
+    return build_dataset(groups.values(), bad, "image folder", str(folder), style)
 
 
 def load_csv(path: str | Path, image_column: str = "path", caption_column: str = "caption", style: str = "byo",
@@ -261,8 +84,8 @@ def load_csv(path: str | Path, image_column: str = "path", caption_column: str =
     """A CSV (or .tsv) with a header: image paths relative to the CSV's folder (or absolute) and one caption per
     row; several rows naming the same image give it several captions. Errors name the CSV's line."""
     path = Path(path)
-    bad, groups = _Collector(skip_bad), {}
-    lines = _read_lines(path, bad)
+    bad, groups = Collector(skip_bad), {}
+    lines = read_lines(path, bad)
     if lines and lines[0][0] != 1:
         raise ByoError(f"{path}:1: the header line is not valid UTF-8")
     delimiter = delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
@@ -278,16 +101,16 @@ def load_csv(path: str | Path, image_column: str = "path", caption_column: str =
         try:
             name = (record.get(image_column) or "").strip()
             if not name:
-                raise _Bad(f"empty {image_column!r}")
+                raise RowFault(f"empty {image_column!r}")
             if not (record.get(caption_column) or "").strip():
-                raise _Bad(f"missing or empty caption in column {caption_column!r}")
-            captions = _captions(record, caption_column)
-        except _Bad as e:
+                raise RowFault(f"missing or empty caption in column {caption_column!r}")
+            captions = caption_list(record, caption_column)
+        except RowFault as e:
             bad(path, number, str(e))
             continue
         image = (path.parent / name).resolve()
-        groups.setdefault(image, _Sample(image, name, str(path))).add(str(path), number, captions, record)
-    return _build(groups.values(), bad, "CSV", str(path), style)
+        groups.setdefault(image, Sample(image, name, str(path))).add(str(path), number, captions, record)
+    return build_dataset(groups.values(), bad, "CSV", str(path), style)
 
 
 def _expand_shards(shards: str | Path | list) -> list[Path]:
@@ -311,7 +134,7 @@ def _expand_shards(shards: str | Path | list) -> list[Path]:
     return [Path(text)]
 
 
-def _read_shard(shard: Path, bad: _Collector) -> list[_Sample]:
+def _read_shard(shard: Path, bad: Collector) -> list[Sample]:
     """The samples of one shard, read in memory (nothing is extracted to disk; only regular files are read)."""
     members: dict[str, dict[str, bytes]] = {}
     try:
@@ -341,19 +164,19 @@ def _read_shard(shard: Path, bad: _Collector) -> list[_Sample]:
         image_ext = next((e for e in IMAGE_EXTENSIONS if e in files), None)
         try:
             if image_ext is None:
-                raise _Bad(f"no image (.{', .'.join(IMAGE_EXTENSIONS)}); members: {', '.join(sorted(files))}")
+                raise RowFault(f"no image (.{', .'.join(IMAGE_EXTENSIONS)}); members: {', '.join(sorted(files))}")
             if "txt" in files:
                 column: str | None = f"{key}.txt"
-                record = {column: _text(files["txt"], column)}
+                record = {column: utf8_text(files["txt"], column)}
             elif "json" in files:
-                column, record = None, _json_object(_text(files["json"], f"{key}.json"), f" in {key}.json")
+                column, record = None, json_object(utf8_text(files["json"], f"{key}.json"), f" in {key}.json")
             else:
-                raise _Bad(f"missing caption (no {key}.txt or {key}.json)")
-            captions = _captions(record, column)
-        except _Bad as e:
+                raise RowFault(f"missing caption (no {key}.txt or {key}.json)")
+            captions = caption_list(record, column)
+        except RowFault as e:
             bad(shard, key, str(e))
             continue
-        samples.append(_Sample(files[image_ext], f"{key}.{image_ext}", str(shard)).add(str(shard), key, captions,
+        samples.append(Sample(files[image_ext], f"{key}.{image_ext}", str(shard)).add(str(shard), key, captions,
                                                                                           record))
     return samples
 
@@ -362,10 +185,10 @@ def load_webdataset(shards: str | Path | list, style: str = "byo", skip_bad: boo
     """WebDataset tar shards (a file, a list, a folder, a glob or "shard-{000..009}.tar"): members <key>.jpg /
     .jpeg / .png / .webp with <key>.txt (one caption) or <key>.json ("captions", "caption" or "text"). Read with
     `tarfile` in memory, never extracted; errors name the shard and the sample key."""
-    paths, bad = _expand_shards(shards), _Collector(skip_bad)
+    paths, bad = _expand_shards(shards), Collector(skip_bad)
     samples = (s for shard in paths for s in _read_shard(shard, bad))
     origin = str(paths[0]) if len(paths) == 1 else f"{paths[0]} … {paths[-1]} ({len(paths)} shards)"
-    return _build(samples, bad, "WebDataset", origin, style)
+    return build_dataset(samples, bad, "WebDataset", origin, style)
 
 
 def guess_columns(features: dict[str, Any], image_column: str | None = None, caption_column: str | None = None,
@@ -405,22 +228,22 @@ def load_hub(name: str, split: str = "train", image_column: str | None = None, c
                        f"{type(e).__name__}: {e}") from e
     image_column, caption_column = guess_columns(data.features, image_column, caption_column, origin)
     data = data.cast_column(image_column, datasets.Image(decode=False))
-    bad = _Collector(skip_bad)
+    bad = Collector(skip_bad)
 
-    def samples() -> Iterable[_Sample]:
+    def samples() -> Iterable[Sample]:
         for index, record in enumerate(data):
             try:
-                captions = _captions(record, caption_column)
+                captions = caption_list(record, caption_column)
                 image = record[image_column] or {}
                 if image.get("bytes") is None and not image.get("path"):
-                    raise _Bad(f"no image in column {image_column!r}")
-            except _Bad as e:
+                    raise RowFault(f"no image in column {image_column!r}")
+            except RowFault as e:
                 bad(origin, index, str(e))
                 continue
             content = image["bytes"] if image.get("bytes") is not None else Path(image["path"])
-            yield _Sample(content, image.get("path") or str(index), origin).add(origin, index, captions, record)
+            yield Sample(content, image.get("path") or str(index), origin).add(origin, index, captions, record)
 
-    return _build(samples(), bad, "Hub dataset", origin, style)
+    return build_dataset(samples(), bad, "Hub dataset", origin, style)
 
 
 def load_captioned(path_or_name: str | Path | list, **kw: Any) -> Dataset:
