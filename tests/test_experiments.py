@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from repro.experiments import get
-from repro.experiments.results import load_results, mean_ci, metric, write_result
+from repro.experiments.results import cpu_info, load_results, mean_ci, metric, write_result
 
 TINY = {"embed_dim": 64, "vision_width": 64, "vision_layers": 1, "vision_patch_size": 8, "transformer_width": 64,
         "transformer_layers": 1, "context_length": 16, "vocab_size": 600}
@@ -63,6 +63,18 @@ def test_run_writes_a_result_with_provenance(env) -> None:
     assert "exists (--force to re-run)" in again.stdout
     extend = repro("run", "clip_small", "--profile", "smoke", "--extend", env=env)
     assert extend.returncode != 0 and "experiment clip_small cannot be extended (only: objectives)" in extend.stderr
+
+
+def test_cpu_info_tells_processors_of_one_name_apart() -> None:
+    """Two "AMD EPYC"s, one with bf16 instructions: the record names family/model and the matrix flags of the first
+    processor only."""
+    zen3 = "processor\t: 0\ncpu family\t: 25\nmodel\t\t: 1\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 sse\n\n" \
+        "processor\t: 1\nmodel name\t: Other\nflags\t\t: avx512f\n"
+    zen4 = "cpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\nflags\t\t: avx2 avx512f avx512_bf16\n"
+    assert cpu_info(zen3) == {"cpu": "AMD EPYC", "cpu_family_model": "25/1", "cpu_matrix_flags": ["avx2"]}
+    assert cpu_info(zen4) == {"cpu": "AMD EPYC", "cpu_family_model": "25/17",
+                              "cpu_matrix_flags": ["avx2", "avx512f", "avx512_bf16"]}
+    assert cpu_info("") == {}
 
 
 def test_mean_and_confidence_interval() -> None:

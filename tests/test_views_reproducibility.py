@@ -130,3 +130,12 @@ def test_rerun_table_names_each_runs_precision(tmp_path: Path) -> None:
         (tmp_path / name).write_text(json.dumps(record))
     table = view.rerun_table(tmp_path, "bf16", (0,), headline="a/top1")
     assert (table.loc[0, "original on"], table.loc[0, "re-run on"]) == ("AMD EPYC, fp32", "AMD EPYC, bf16")
+
+
+def test_processor_names_family_and_matrix_flags_where_recorded() -> None:
+    assert view.processor({"cpu": "AMD EPYC"}) == "AMD EPYC"
+    assert view.processor({"cpu": "AMD EPYC", "cpu_family_model": "25/1", "cpu_matrix_flags": ["avx2"]}) == (
+        "AMD EPYC (family/model 25/1; avx2)")
+    assert view.processor({"cpu": "Intel Xeon", "cpu_matrix_flags": ["avx2", "avx512f", "amx_bf16"]}) == (
+        "Intel Xeon (avx2, avx512f, amx_bf16)")
+    assert view.processor({"cpu": "Old", "cpu_matrix_flags": []}) == "Old (no AVX2)"

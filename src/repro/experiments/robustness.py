@@ -76,9 +76,10 @@ _GPU_TRAIN = dict(batch_size=256, warmup_steps=100, lr=2e-3, weight_decay=0.05)
 #: ResNet-101 ≈ 190–230 s + 115–145 s; zero-shot of both CLIPs, the head and Figure 5 ≈ 2–2.5 min (the previous run's
 #: 100–145 s plus the narrow CLIP's encoding). Seeds 1–2 ≈ 9.5–12.5 minutes; seed 0 also trains the two shared
 #: reference models (ResNet-50 ≈ 150 + 100 s, ResNet-18 ≈ 85 + 55 s: ≈ 6.5 min), ≈ 16–19 minutes. Seeds 0–2 took
-#: 6–9 minutes each on an AMD EPYC (seed 0's 9 with the reference models); 5 seeds, as the evaluation-only experiments
-#: have, ≈ 30–45 minutes, plus 15–18 minutes for each seed's diverse CLIP where it is not trained yet. The gpu profile
-#: has not been run.
+#: 6–9 minutes each on an AMD EPYC (seed 0's 9 with the reference models), plus 15–18 minutes each for the diverse
+#: CLIP, retrained there in bf16. More seeds need their diverse CLIPs in the same precision: on an AMD EPYC without
+#: bf16 instructions `precision="auto"` measured bf16 23x slower than fp32 (3.5 against 0.15 s/step) and chose fp32.
+#: The gpu profile has not been run.
 PROFILES = {
     "smoke": {"seeds": 1, "corpus": clip_small.PROFILES["smoke"]["corpus"], "prefix": "smoke-category/",
               "icon_suites": "smoke-concept/test-outline", "concept_ids": ("smoke:",), "data_size": 32,
@@ -87,7 +88,7 @@ PROFILES = {
                          "resnet18": dict(depth=18, width=8, reference=True, **(_SMOKE_TRAIN | {"steps": 16})),
                          "resnet50": dict(depth=50, width=4, reference=True, **_SMOKE_TRAIN)},
               "max_iter": 50},
-    "cpu": {"seeds": 5, "corpus": clip_small.PROFILES["cpu"]["corpus"], "prefix": "emoji-subcategory/",
+    "cpu": {"seeds": 3, "corpus": clip_small.PROFILES["cpu"]["corpus"], "prefix": "emoji-subcategory/",
             "icon_suites": "icons-concept/test-icons-", "concept_ids": ("emoji:",), "data_size": 32,
             "snapshots": (0.125, 0.25, 0.5, 1.0), "reference_seed": 0, "headline": "resnet101", "narrow_fraction": 0.2,
             "models": {"resnet101": dict(depth=101, width=8, epochs=3, **_CPU_TRAIN),

@@ -60,11 +60,19 @@ def _pair(folder: Path, seed: int, reruns: str) -> tuple[dict, dict] | None:
     return tuple(json.loads(f.read_text()) for f in files) if all(f.is_file() for f in files) else None
 
 
+def processor(hw: Mapping) -> str:
+    """A result's CPU as the book names it: the model name, with its family/model numbers and matrix instruction
+    sets where the result records them (`results.hardware`; one name can cover processors with and without bf16)."""
+    detail = [f"family/model {hw['cpu_family_model']}"] if hw.get("cpu_family_model") else []
+    detail += [", ".join(hw["cpu_matrix_flags"]) or "no AVX2"] if "cpu_matrix_flags" in hw else []
+    return hw.get("cpu", "?") + (f" ({'; '.join(detail)})" if detail else "")
+
+
 def run_on(record: Mapping) -> str:
     """Where a result was trained: its processor, and the precision its training recorded (`metrics.train`), if any
     — a re-run's two axes of change."""
     precision = record["metrics"].get("train", {}).get("precision")
-    return record["hardware"].get("cpu", "?") + (f", {precision}" if precision else "")
+    return processor(record["hardware"]) + (f", {precision}" if precision else "")
 
 
 def _checked(a: Mapping, b: Mapping) -> dict:
@@ -138,7 +146,7 @@ def _provenance_row(experiment: str, profile: str, seeds: Sequence[tuple[int, di
     first = seeds[0][1]
     hw, ver = first["hardware"], first["versions"]
     return {"experiment": experiment, "profile": profile, "seeds": ", ".join(str(s) for s, _ in seeds),
-            "hardware": hw.get("gpu") or f"{hw.get('cpu', '?')}, {hw.get('cores', '?')} cores",
+            "hardware": hw.get("gpu") or f"{processor(hw)}, {hw.get('cores', '?')} cores",
             "minutes per seed": round(sum(p["wall_time_s"] for _, p in seeds) / len(seeds) / 60, 1),
             "revision": ", ".join(sorted({short_revision(p["git_revision"]) for _, p in seeds})),
             "date": max(p["created"][:10] for _, p in seeds), "torch": ver.get("torch"),
