@@ -7,7 +7,8 @@ This module reproduces OpenAI's released tokenizer (``clip/simple_tokenizer.py``
 OpenAI's merges file, and can also learn merges of its own with the same algorithm (:meth:`Tokenizer.train`).
 
 Pipeline: :func:`clean_text` -> :func:`pre_tokenize` -> UTF-8 bytes mapped to printable characters
-(:func:`bytes_to_unicode`) with ``</w>`` marking the last symbol of a word -> merges applied by rank.
+(:func:`bytes_to_unicode`) with ``</w>`` marking the last symbol of a word -> merges applied by rank. The steps
+before the merges live in :mod:`repro.pretokenize`.
 
 Decoding: ``decode(encode(t)) == canonical_text(t)`` holds for *every* string ``t``, where
 :func:`canonical_text` is the cleaned text re-spaced as its pre-tokens joined by single spaces (special-token
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import gzip
 import heapq
-import html
 import json
 import operator
 import os
@@ -31,19 +31,24 @@ from importlib import resources
 from itertools import pairwise
 from pathlib import Path
 
-import ftfy
-import regex
 import torch
 
 from .files import atomic_write_text
+from .pretokenize import (
+    SPECIAL_TOKENS,
+    START_TOKEN,
+    WORD_END,
+    byte_chars,
+    bytes_to_unicode,
+    canonical_text,
+    clean_text,
+    merge_pair,
+    pre_tokenize,
+)
 
 __all__ = ["SPECIAL_TOKENS", "Tokenizer", "bytes_to_unicode", "canonical_text", "clean_text"]
 __all__ += ["default_tokenizer", "pre_tokenize", "tokenize"]
 
-START_TOKEN = "<|startoftext|>"
-END_TOKEN = "<|endoftext|>"
-SPECIAL_TOKENS = (START_TOKEN, END_TOKEN)
-WORD_END = "</w>"
 OPENAI_BPE_NAME = "bpe_simple_vocab_16e6.txt.gz"
 # OpenAI keeps merges 1 .. 49152-256-2 of the file (line 0 is a version header): 512 + 48894 + 2 = 49408 ids.
 OPENAI_NUM_MERGES = 49152 - 256 - 2
@@ -51,68 +56,6 @@ FILE_FORMAT = "repro-clip-bpe"
 FILE_VERSION = 1
 _N_BASE = 512  # 256 byte symbols + their word-final variants
 _CACHE_LIMIT = 100_000
-
-# CLIP's pre-tokenizer: special tokens, English contractions, letter runs, single digits, and runs of
-# anything else that is not whitespace. Applied to cleaned (lower-cased) text.
-_CONTRACTIONS = [f"'{c}" for c in ("s", "t", "re", "ve", "m", "ll", "d")]
-_CLASSES = [r"[\p{L}]+", r"[\p{N}]", r"[^\s\p{L}\p{N}]+"]
-_ALTERNATIVES = [*map(regex.escape, SPECIAL_TOKENS), *_CONTRACTIONS, *_CLASSES]
-_PRE_TOKEN_RE = regex.compile("|".join(_ALTERNATIVES), regex.IGNORECASE)
-_WHITESPACE_RE = regex.compile(r"\s+")
-
-
-@lru_cache(maxsize=1)
-def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2/CLIP's reversible table byte -> printable character.
-
-    Printable Latin-1 bytes (``!``..``~``, ``¡``..``¬``, ``®``..``ÿ``) stand for themselves; the remaining 68
-    bytes (controls, space, NBSP, soft hyphen) get the characters U+0100, U+0101, ... in byte order, so no
-    BPE symbol ever contains whitespace or a control character.
-    """
-    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    rest = [b for b in range(256) if b not in keep]
-    return {**{b: chr(b) for b in keep}, **{b: chr(256 + i) for i, b in enumerate(rest)}}
-
-
-_BYTE_TRANS = str.maketrans({chr(b): c for b, c in bytes_to_unicode().items()})
-
-
-def _byte_chars(word: str) -> str:
-    """The byte-level spelling of ``word``: one table character per UTF-8 byte."""
-    return word.encode("utf-8").decode("latin-1").translate(_BYTE_TRANS)
-
-
-def clean_text(text: str) -> str:
-    """CLIP's text cleaning: ftfy, HTML-unescape twice, strip, collapse whitespace to a space, lower-case."""
-    text = html.unescape(html.unescape(ftfy.fix_text(text))).strip()
-    return _WHITESPACE_RE.sub(" ", text).strip().lower()
-
-
-def pre_tokenize(text: str) -> list[str]:
-    """Split already-cleaned text into CLIP's pre-tokens (words); BPE never merges across them."""
-    return _PRE_TOKEN_RE.findall(text)
-
-
-def canonical_text(text: str) -> str:
-    """The cleaned text with its pre-tokens joined by single spaces: exactly ``decode(encode(text))``.
-
-    Special-token literals are left out, since :meth:`Tokenizer.decode` drops special ids.
-    """
-    return " ".join(tok for tok in pre_tokenize(clean_text(text)) if tok not in SPECIAL_TOKENS)
-
-
-def _merge_pair(symbols: list[str], first: str, second: str) -> list[str]:
-    """Replace every non-overlapping occurrence (left to right) of ``first second`` by their concatenation."""
-    out: list[str] = []
-    i, n = 0, len(symbols)
-    while i < n:
-        if i + 1 < n and symbols[i] == first and symbols[i + 1] == second:
-            out.append(first + second)
-            i += 2
-        else:
-            out.append(symbols[i])
-            i += 1
-    return out
 
 
 def _shorten(text: str, limit: int = 60) -> str:
@@ -199,7 +142,7 @@ class Tokenizer:
         if word in SPECIAL_TOKENS:
             ids: tuple[int, ...] = (self.start_id if word == START_TOKEN else self.end_id,)
         else:
-            chars = _byte_chars(word)
+            chars = byte_chars(word)
             symbols = [*chars[:-1], chars[-1] + WORD_END]
             ranks = self._ranks
             while len(symbols) > 1:
@@ -210,7 +153,7 @@ class Tokenizer:
                         best, best_rank = pair, rank
                 if best is None:
                     break
-                symbols = _merge_pair(symbols, *best)
+                symbols = merge_pair(symbols, *best)
             ids = tuple(self._encoder[s] for s in symbols)
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
@@ -320,7 +263,7 @@ class Tokenizer:
         words: list[list[str]] = []
         freqs: list[int] = []
         for word, freq in counts.items():
-            chars = _byte_chars(word)
+            chars = byte_chars(word)
             words.append([*chars[:-1], chars[-1] + WORD_END])
             freqs.append(freq)
         pair_counts: dict[tuple[str, str], int] = defaultdict(int)
@@ -342,7 +285,7 @@ class Tokenizer:
             changed: set[tuple[str, str]] = set()
             for index in where.pop(pair, ()):
                 old = words[index]
-                new = _merge_pair(old, *pair)
+                new = merge_pair(old, *pair)
                 if len(new) == len(old):
                     continue
                 freq = freqs[index]
