@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 
 from repro.data import build as build_mod
 from repro.data.build import BuildConfig, assign_splits
-from repro.data.dedup import HammingIndex, PerceptualDeduplicator, hamming, phash
+from repro.data.dedup import HammingIndex, PerceptualDeduplicator, hamming, phash, phash_rounding_bits
 from repro.data.icons import iter_icons
 from repro.data.large import (
     NEAR_DISTANCE,
@@ -90,6 +90,16 @@ def _drawing(kind: str, shift: int = 0, width: int = 4) -> Image.Image:
 
 def _hashes(image: Image.Image) -> tuple[str, str, int]:
     return pixel_sha256(image), dhash(image), phash(image)
+
+
+def test_phash_bits_of_a_symmetric_picture_are_decided_by_rounding() -> None:
+    """A centred disc's DCT has coefficients that are zero in exact arithmetic; summed in two equal orders they
+    come out as different noise, and so do the bits comparing them with the median. A picture of random pixels has
+    no such ties."""
+    disc = Image.new("L", (32, 32), 255)
+    ImageDraw.Draw(disc).ellipse((6, 6, 25, 25), fill=0)
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32), dtype=np.uint8))
+    assert phash_rounding_bits(disc) > 0 and phash_rounding_bits(noise) == 0
 
 
 def test_perceptual_dedup_merges_identical_and_near_identical_not_different() -> None:

@@ -12,7 +12,8 @@ import sys
 import pytest
 
 from repro.experiments import get
-from repro.experiments.results import cpu_info, load_results, mean_ci, metric, write_result
+from repro.experiments.results import load_results, mean_ci, metric, write_result
+from repro.provenance import cpu_info
 
 TINY = {"embed_dim": 64, "vision_width": 64, "vision_layers": 1, "vision_patch_size": 8, "transformer_width": 64,
         "transformer_layers": 1, "context_length": 16, "vocab_size": 600}

@@ -139,3 +139,17 @@ def test_processor_names_family_and_matrix_flags_where_recorded() -> None:
     assert view.processor({"cpu": "Intel Xeon", "cpu_matrix_flags": ["avx2", "avx512f", "amx_bf16"]}) == (
         "Intel Xeon (avx2, avx512f, amx_bf16)")
     assert view.processor({"cpu": "Old", "cpu_matrix_flags": []}) == "Old (no AVX2)"
+
+
+def test_rebuild_check_lists_every_count_that_differs() -> None:
+    packed = [{"split": "train", "n": 10}, {"split": "val", "n": 4}]
+    a = {"stamp": "s", "packed": packed, "counts": {"train": {"icon": 8, "noto": 2}, "val": {"noto": 4}},
+         "dropped": {"near duplicate": 5}}
+    b = {"stamp": "s", "packed": [{"split": "train", "n": 11}, {"split": "val", "n": 4}],
+         "counts": {"train": {"icon": 9, "noto": 2}, "val": {"noto": 4}}, "dropped": {"near duplicate": 4}}
+    check = view.rebuild_check(a, b)
+    assert check["same_stamp"] and check["same_size"] == ["val"] and check["differ"] == ["train"]
+    assert check["table"].to_dict("records") == [
+        {"count": "pictures: train/icon", "committed build": 8.0, "rebuild": 9.0, "change": 1.0},
+        {"count": "dropped: near duplicate", "committed build": 5.0, "rebuild": 4.0, "change": -1.0}]
+    assert view.rebuild_check(a, a)["table"].empty

@@ -23,6 +23,37 @@ from .data.pack import load_text
 CONCEPT_FIELD = "name"
 
 
+#: The instruction sets a CPU's matrix products (and so fp32 and bf16 speed and rounding) depend on: one model name
+#: ("AMD EPYC") covers processors with and without bf16 instructions.
+MATRIX_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+
+
+def cpu_info(cpuinfo: str) -> dict:
+    """The processor's model name, family/model numbers and which of `MATRIX_FLAGS` it has, from /proc/cpuinfo's
+    text (its first processor); keys it does not state are left out."""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        if not line.strip():
+            break  # the first processor's block ends here
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    info = {"cpu": fields["model name"]} if fields.get("model name") else {}
+    if "cpu family" in fields and "model" in fields:
+        info["cpu_family_model"] = f"{fields['cpu family']}/{fields['model']}"
+    if "flags" in fields:
+        flags = set(fields["flags"].split())
+        info["cpu_matrix_flags"] = [f for f in MATRIX_FLAGS if f in flags]
+    return info
+
+
+def cpu_record() -> dict:
+    """`cpu_info` of this machine (empty where /proc/cpuinfo cannot be read)."""
+    try:
+        return cpu_info(Path("/proc/cpuinfo").read_text())
+    except OSError:
+        return {}
+
+
 def file_sha256(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:

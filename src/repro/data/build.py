@@ -24,6 +24,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ..files import atomic_write_text
+from ..provenance import cpu_record
 from . import sources
 from .captions import make_captions, readable
 from .classnames import (
@@ -354,7 +355,8 @@ def build(config: BuildConfig = BuildConfig(), root: Path | None = None, force: 
         "memory_estimate_gib": memory_estimate({s: len(rs) for s, rs in splits.items()}, config.pack_sizes),
         "gpu_subset": gpu_subset(packed), "peak_memory": peak_memory_mib(),
         "wall_time_s": round(time.time() - start, 1), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "hardware": {"machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "hardware": {"machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),
+                     **cpu_record()},  # perceptual hashes can depend on the CPU's kernels (dedup.phash_rounding_bits)
     }
     text = json.dumps(manifest, indent=1, ensure_ascii=False)
     atomic_write_text(manifest_path, text)

@@ -40,6 +40,17 @@ def phash(image: Image.Image) -> int:
     return int.from_bytes(np.packbits(bits).tobytes(), "big")
 
 
+def phash_rounding_bits(image: Image.Image) -> int:
+    """How many of `phash`'s 64 bits flip when the same DCT is summed in another order, `_DCT @ (grey @ _DCT.T)`
+    instead of `(_DCT @ grey) @ _DCT.T`: equal in exact arithmetic, so a flipped bit is decided by rounding, and
+    another processor's matrix kernels may decide it the other way. A symmetric picture has DCT coefficients that are
+    exactly zero, computed as noise of about 1e-30 and compared with a median that is itself such noise."""
+    grey = np.asarray(image.convert("L").resize((THUMB, THUMB), Image.LANCZOS), dtype=np.float64)
+    a = ((_DCT @ grey) @ _DCT.T)[:HASH_SIZE, :HASH_SIZE].flatten()
+    b = (_DCT @ (grey @ _DCT.T))[:HASH_SIZE, :HASH_SIZE].flatten()
+    return int(((a > np.median(a)) != (b > np.median(b))).sum())
+
+
 def hamming(a: int, b: int) -> int:
     return (a ^ b).bit_count()
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..files import atomic_write_text, remove_stray_temporaries
+from ..provenance import cpu_record
 
 RESULTS = Path(os.environ.get("REPRO_RESULTS", "results"))
 
@@ -31,37 +32,11 @@ def git_revision() -> str:
         return "unknown"
 
 
-#: The instruction sets a CPU's matrix products (and so fp32 and bf16 speed and rounding) depend on: one model name
-#: ("AMD EPYC") covers processors with and without bf16 instructions.
-MATRIX_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
-
-
-def cpu_info(cpuinfo: str) -> dict:
-    """The processor's model name, family/model numbers and which of `MATRIX_FLAGS` it has, from /proc/cpuinfo's
-    text (its first processor); keys it does not state are left out."""
-    fields: dict[str, str] = {}
-    for line in cpuinfo.splitlines():
-        if not line.strip():
-            break  # the first processor's block ends here
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
-    info = {"cpu": fields["model name"]} if fields.get("model name") else {}
-    if "cpu family" in fields and "model" in fields:
-        info["cpu_family_model"] = f"{fields['cpu family']}/{fields['model']}"
-    if "flags" in fields:
-        flags = set(fields["flags"].split())
-        info["cpu_matrix_flags"] = [f for f in MATRIX_FLAGS if f in flags]
-    return info
-
-
 def hardware() -> dict:
     """What the numbers were measured on."""
     import torch
 
-    try:
-        found = cpu_info(Path("/proc/cpuinfo").read_text())
-    except OSError:
-        found = {}
+    found = cpu_record()
     info = {"cpu": found.pop("cpu", None) or platform.processor() or platform.machine(), "cores": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "os": platform.platform(), **found}
     if torch.cuda.is_available():

@@ -216,6 +216,27 @@ def corpus_builds(root: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["corpus", "built on", "build stamp", "data seed", "minutes", "summary"])
 
 
+def rebuild_check(committed: Mapping, rebuilt: Mapping) -> dict:
+    """Two build summaries of one corpus recipe compared (`manifest.json`): whether the stamps agree, which splits
+    came out with the same number of pictures, and a table of every picture count (per split and style) and
+    drop count (per reason) that differs, with the change."""
+    def sizes(m: Mapping) -> dict[str, int]:
+        return {p["split"]: p["n"] for p in m["packed"]}
+
+    a_n, b_n = sizes(committed), sizes(rebuilt)
+    rows = []
+    for part, label in (("counts", "pictures"), ("dropped", "dropped")):
+        a, b = numbers(committed.get(part, {})), numbers(rebuilt.get(part, {}))
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                rows.append({"count": f"{label}: {key}", "committed build": a.get(key), "rebuild": b.get(key),
+                             "change": (b.get(key) or 0) - (a.get(key) or 0)})
+    return {"same_stamp": committed["stamp"] == rebuilt["stamp"], "splits": sorted(a_n | b_n),
+            "same_size": sorted(k for k in a_n if b_n.get(k) == a_n[k]),
+            "differ": sorted(k for k in a_n | b_n if a_n.get(k) != b_n.get(k)),
+            "table": pd.DataFrame(rows, columns=["count", "committed build", "rebuild", "change"])}
+
+
 def deviations_table(runs: Runs) -> pd.DataFrame:
     """Where our setup departs from the paper's (§2, Appendix F) and why, ours read from the first `clip_small`
     result of the best profile among `runs` (gpu, then cpu; "—" without one)."""
