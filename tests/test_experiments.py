@@ -59,6 +59,8 @@ def test_run_writes_a_result_with_provenance(env) -> None:
     assert {"experiment", "profile", "seed", "config", "metrics", "curves", "git_revision", "hardware",
             "wall_time_s", "versions", "created"} <= set(record)
     assert record["curves"]["logit_scale"] and record["config"]["corpus"] == "smoke"
+    trained_on = record["metrics"]["train"]["corpus"]  # the build, not just its name: a rebuild can differ
+    assert trained_on["name"] == "smoke" and len(trained_on["train_sha256"]) == 64 and trained_on["n_train"] > 0
     assert 0 <= metric(record, "smoke-concept/val|top1") <= 1
     again = repro("run", "clip_small", "--profile", "smoke", env=env)
     assert "exists (--force to re-run)" in again.stdout

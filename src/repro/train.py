@@ -375,6 +375,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
     return {"steps": end, "total_steps": total, "final": last, "wall_time_s": wall, "img_s": seen / max(wall, 1e-9),
             "checkpoint": str(ckpt_path), "log": str(log_path), "tokenizer": tokenizer, "objective": objective,
             "clip_config": clip_config, "precision": used, "precision_choice": precision,
+            "corpus": {k: corpus[k] for k in ("name", "stamp", "train_file", "train_sha256", "n_train")},
             "flops": {"per_step_counted": [counted[k] for k in sorted(counted)],
                       "total": flop_count.total_flops([counted[k] for k in sorted(counted)], total) if end == total
                       else None}}

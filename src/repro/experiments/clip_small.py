@@ -58,7 +58,7 @@ def run(profile: str, seed: int, workdir: Path, results_root: Path | None = None
     metrics = run_suites(model, summary["tokenizer"], corpus, config.data_size)
     metrics["train"] = {"steps": summary["steps"], "img_s": summary["img_s"], "final": summary["final"],
                         "train_wall_time_s": summary["wall_time_s"], "train_flops": summary["flops"]["total"],
-                        "precision": summary["precision"]}
+                        "precision": summary["precision"], "corpus": summary["corpus"]}  # the build trained on
     curves = curves_from_log(read_log(summary["log"]))
     return write_result(NAME, profile, seed, asdict(config) | {"corpus": corpus_name}, metrics,
                         time.time() - start, curves, results_root)
