@@ -43,6 +43,15 @@ def test_splits_and_schema(smoke) -> None:
     assert manifest["leak_check"] == "passed" and manifest["held_out_styles"] == ["outline"]
 
 
+def test_summary_records_what_drew_and_hashed_the_pictures(smoke) -> None:
+    """A rebuild on another machine can differ (`dedup.phash_rounding_bits`): the summary says where it was built."""
+    import numpy
+
+    _, manifest = smoke
+    assert manifest["versions"]["numpy"] == numpy.__version__ and "pillow" in manifest["versions"]
+    assert {"machine", "cpus", "python"} <= set(manifest["hardware"])
+
+
 def test_no_held_out_picture_style_or_concept_in_training(smoke) -> None:
     root, manifest = smoke
     dd = stored(root)

@@ -153,3 +153,13 @@ def test_rebuild_check_lists_every_count_that_differs() -> None:
         {"count": "pictures: train/icon", "committed build": 8.0, "rebuild": 9.0, "change": 1.0},
         {"count": "dropped: near duplicate", "committed build": 5.0, "rebuild": 4.0, "change": -1.0}]
     assert view.rebuild_check(a, a)["table"].empty
+
+
+def test_rebuild_summaries_put_the_committed_build_first(tmp_path: Path) -> None:
+    import json
+
+    (tmp_path / "rebuilds").mkdir()
+    for name, stamp in (("manifest.json", "c"), ("rebuilds/2026-12-07b.json", "b"), ("rebuilds/2026-12-07a.json", "a")):
+        (tmp_path / name).write_text(json.dumps({"stamp": stamp}))
+    assert [m["stamp"] for m in view.rebuild_summaries(tmp_path)] == ["c", "a", "b"]
+    assert view.rebuild_summaries(tmp_path / "missing") == []

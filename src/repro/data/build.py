@@ -303,6 +303,26 @@ def _pil_rows(rows: list[dict]) -> Iterator[dict]:
         yield r | {"image": Image.open(io.BytesIO(r["png"]))}
 
 
+def render_versions() -> dict[str, str]:
+    """The versions of what draws and hashes the pictures (numpy, Pillow, CairoSVG and the cairo library), which a
+    rebuild needs to match to give the same pictures; a package that is missing is left out."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("numpy", "pillow", "cairosvg"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    try:
+        import cairocffi
+
+        found["cairo"] = cairocffi.cairo_version_string()
+    except (ImportError, OSError):
+        pass
+    return found
+
+
 def build(config: BuildConfig = BuildConfig(), root: Path | None = None, force: bool = False) -> dict:
     """Build the corpus under `root` (default: the data directory) and return its manifest."""
     start = time.time()
@@ -357,6 +377,7 @@ def build(config: BuildConfig = BuildConfig(), root: Path | None = None, force: 
         "wall_time_s": round(time.time() - start, 1), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "hardware": {"machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),
                      **cpu_record()},  # perceptual hashes can depend on the CPU's kernels (dedup.phash_rounding_bits)
+        "versions": render_versions(),
     }
     text = json.dumps(manifest, indent=1, ensure_ascii=False)
     atomic_write_text(manifest_path, text)

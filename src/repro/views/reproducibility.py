@@ -216,6 +216,13 @@ def corpus_builds(root: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["corpus", "built on", "build stamp", "data seed", "minutes", "summary"])
 
 
+def rebuild_summaries(folder: Path) -> list[dict]:
+    """A corpus's committed build summary (`folder/manifest.json`, the build the results trained on) followed by the
+    summaries of its later rebuilds from the same recipe (`folder/rebuilds/*.json`, in name order)."""
+    paths = [Path(folder) / "manifest.json", *sorted((Path(folder) / "rebuilds").glob("*.json"))]
+    return [json.loads(p.read_text()) for p in paths if p.is_file()]
+
+
 def rebuild_check(committed: Mapping, rebuilt: Mapping) -> dict:
     """Two build summaries of one corpus recipe compared (`manifest.json`): whether the stamps agree, which splits
     came out with the same number of pictures, and a table of every picture count (per split and style) and
