@@ -233,11 +233,11 @@ def rebuild_check(committed: Mapping, rebuilt: Mapping) -> dict:
     a_n, b_n = sizes(committed), sizes(rebuilt)
     rows = []
     for part, label in (("counts", "pictures"), ("dropped", "dropped")):
-        a, b = numbers(committed.get(part, {})), numbers(rebuilt.get(part, {}))
+        a, b = ({k: int(v) for k, v in numbers(m.get(part, {})).items()} for m in (committed, rebuilt))
         for key in sorted(set(a) | set(b)):
             if a.get(key) != b.get(key):
                 rows.append({"count": f"{label}: {key}", "committed build": a.get(key), "rebuild": b.get(key),
-                             "change": (b.get(key) or 0) - (a.get(key) or 0)})
+                             "change": b.get(key, 0) - a.get(key, 0)})
     return {"same_stamp": committed["stamp"] == rebuilt["stamp"], "splits": sorted(a_n | b_n),
             "same_size": sorted(k for k in a_n if b_n.get(k) == a_n[k]),
             "differ": sorted(k for k in a_n | b_n if a_n.get(k) != b_n.get(k)),
