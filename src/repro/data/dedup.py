@@ -32,9 +32,14 @@ def _dct_matrix(n: int) -> np.ndarray:
 _DCT = _dct_matrix(THUMB)
 
 
+def _thumbnail(image: Image.Image) -> np.ndarray:
+    """The 32×32 greyscale thumbnail `phash` hashes, as float64."""
+    return np.asarray(image.convert("L").resize((THUMB, THUMB), Image.LANCZOS), dtype=np.float64)
+
+
 def phash(image: Image.Image) -> int:
     """64-bit perceptual hash of `image` (any size; hashed as its 32×32 greyscale thumbnail), as an int."""
-    grey = np.asarray(image.convert("L").resize((THUMB, THUMB), Image.LANCZOS), dtype=np.float64)
+    grey = _thumbnail(image)
     low = (_DCT @ grey @ _DCT.T)[:HASH_SIZE, :HASH_SIZE].flatten()
     bits = low > np.median(low)
     return int.from_bytes(np.packbits(bits).tobytes(), "big")
@@ -45,7 +50,7 @@ def phash_rounding_bits(image: Image.Image) -> int:
     instead of `(_DCT @ grey) @ _DCT.T`: equal in exact arithmetic, so a flipped bit is decided by rounding, and
     another processor's matrix kernels may decide it the other way. A symmetric picture has DCT coefficients that are
     exactly zero, computed as noise of about 1e-30 and compared with a median that is itself such noise."""
-    grey = np.asarray(image.convert("L").resize((THUMB, THUMB), Image.LANCZOS), dtype=np.float64)
+    grey = _thumbnail(image)
     a = ((_DCT @ grey) @ _DCT.T)[:HASH_SIZE, :HASH_SIZE].flatten()
     b = (_DCT @ (grey @ _DCT.T))[:HASH_SIZE, :HASH_SIZE].flatten()
     return int(((a > np.median(a)) != (b > np.median(b))).sum())
