@@ -99,6 +99,7 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
         loss.backward()
         grads = {n: p.grad.numpy() for n, p in towers.named_parameters()}
         np.savez(os.path.join(out_dir, f"rank{rank}.npz"), loss=loss.detach().numpy(), **grads)
+        dist.barrier()  # no rank tears gloo down while the other still talks to it (an abort, now and then)
     finally:
         dist.destroy_process_group()
 
