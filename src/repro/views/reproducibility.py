@@ -110,7 +110,8 @@ def rerun_table(folder: Path, reruns: str, seeds: Sequence[int], headline: str =
         pair = _pair(folder, seed, reruns)
         if pair is None:
             continue
-        (a, b), check = pair, _checked(*pair)
+        a, b = pair
+        check = rerun_check(a, b)
         other = json.loads((Path(folder) / f"seed{seeds[(k + 1) % len(seeds)]}.json").read_text())
         big = largest_move(check, part)
         rows.append({"seed": seed, "original on": run_on(a), "re-run on": run_on(b),
